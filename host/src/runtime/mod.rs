@@ -1,0 +1,3 @@
+//! Loading and calling plugins.
+
+pub mod bindings;

@@ -1,0 +1,164 @@
+//! What the host does for a plugin: talk to the caller, keep state, run
+//! programs. Each function needs the matching grant in `plugin.toml` and the
+//! host's policy, and returns [`Error::Denied`](crate::Error::Denied) without it.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use crate::bindings::berth::plugin::context;
+use crate::{ElicitAnswer, Error, LogLevel, Result};
+
+/// Send a log message to the client of the current call.
+///
+/// ```no_run
+/// berth_sdk::log(berth_sdk::LogLevel::Info, "cloning repository");
+/// ```
+pub fn log(level: LogLevel, message: impl AsRef<str>) {
+    context::log(level, message.as_ref());
+}
+
+/// Report progress of the current call.
+///
+/// ```no_run
+/// for step in 0..3 {
+///     berth_sdk::progress(step as f64, Some(3.0), Some("working"));
+/// }
+/// ```
+pub fn progress(done: f64, total: Option<f64>, message: Option<&str>) {
+    context::progress(done, total, message);
+}
+
+/// Whether the client has cancelled the current call.
+///
+/// ```no_run
+/// if berth_sdk::cancelled() {
+///     return;
+/// }
+/// ```
+pub fn cancelled() -> bool {
+    context::cancelled()
+}
+
+/// Ask the user a question; `requested_schema` is a JSON Schema object with
+/// flat primitive properties. Needs the `elicit` grant.
+///
+/// ```no_run
+/// let answer = berth_sdk::elicit(
+///     "Deploy to production?",
+///     r#"{"type":"object","properties":{"confirm":{"type":"boolean"}},"required":["confirm"]}"#,
+/// )?;
+/// # Ok::<(), berth_sdk::Error>(())
+/// ```
+pub fn elicit(message: &str, requested_schema: &str) -> Result<ElicitAnswer> {
+    context::elicit(message, requested_schema)
+}
+
+/// Ask the user for a value of type `T`, whose schema comes from `schemars`.
+/// `Ok(None)` means the user declined or cancelled.
+///
+/// ```no_run
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Confirm { confirm: bool }
+/// if let Some(answer) = berth_sdk::elicit_as::<Confirm>("Really delete?")? {
+///     assert!(answer.confirm || !answer.confirm);
+/// }
+/// # Ok::<(), berth_sdk::Error>(())
+/// ```
+pub fn elicit_as<T: DeserializeOwned + JsonSchema>(message: &str) -> Result<Option<T>> {
+    let schema = schemars::schema_for!(T).as_value().to_string();
+    match elicit(message, &schema)? {
+        ElicitAnswer::Accept(json) => serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|err| Error::failed(format!("the client's answer does not match the requested schema: {err}"))),
+        ElicitAnswer::Decline | ElicitAnswer::Cancel => Ok(None),
+    }
+}
+
+/// Per-plugin key-value state that survives calls and host restarts. Needs
+/// the `state` grant.
+pub mod state {
+    use crate::Result;
+    use crate::bindings::berth::plugin::state as wit;
+
+    /// The value under `key`, if any.
+    ///
+    /// ```no_run
+    /// let visits = berth_sdk::state::get("visits")?;
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>> {
+        wit::get(key)
+    }
+
+    /// Store `value` under `key`.
+    ///
+    /// ```no_run
+    /// berth_sdk::state::set("visits", b"1")?;
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn set(key: &str, value: &[u8]) -> Result<()> {
+        wit::set(key, value)
+    }
+
+    /// Remove `key`; returns whether it existed.
+    ///
+    /// ```no_run
+    /// let existed = berth_sdk::state::delete("visits")?;
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn delete(key: &str) -> Result<bool> {
+        wit::delete(key)
+    }
+
+    /// Keys starting with `prefix`, sorted.
+    ///
+    /// ```no_run
+    /// for key in berth_sdk::state::keys("session/")? {
+    ///     berth_sdk::state::delete(&key)?;
+    /// }
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn keys(prefix: &str) -> Result<Vec<String>> {
+        wit::keys(prefix)
+    }
+}
+
+/// Run granted programs on the host. Needs a `process` grant naming each
+/// program.
+pub mod process {
+    use crate::bindings::berth::plugin::process as wit;
+    use crate::{Command, File, ProcessOutput, Result};
+
+    /// Run `command` in a fresh workspace with the host's default timeout.
+    ///
+    /// ```no_run
+    /// let out = berth_sdk::process::run(berth_sdk::Command::new("podman").arg("version"))?;
+    /// println!("{}", String::from_utf8_lossy(&out.stdout));
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn run(command: Command) -> Result<ProcessOutput> {
+        run_with(command, Vec::new(), None, None)
+    }
+
+    /// Run `command` after writing `files` into its workspace, feeding
+    /// `stdin`, with a time limit in milliseconds.
+    ///
+    /// ```no_run
+    /// use berth_sdk::{Command, File};
+    /// let out = berth_sdk::process::run_with(
+    ///     Command::new("python3").arg("main.py"),
+    ///     vec![File::new("main.py", "print(input())")],
+    ///     Some(b"hi\n".to_vec()),
+    ///     Some(5_000),
+    /// )?;
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn run_with(
+        command: Command,
+        files: Vec<File>,
+        stdin: Option<Vec<u8>>,
+        timeout_ms: Option<u64>,
+    ) -> Result<ProcessOutput> {
+        wit::run(&wit::RunRequest { command, files, stdin, timeout_ms })
+    }
+}

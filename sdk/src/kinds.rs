@@ -1,0 +1,222 @@
+//! One trait per plugin world. Implement the one for your plugin's kind and
+//! register it with the matching `export_*!` macro.
+
+use crate::{
+    Command, Error, File, RunPlan, ProcessOutput, Result, RunnerInfo, SandboxSpec, Snippet,
+    TemplateInfo, Toolbox, Workload, WorkloadStatus,
+};
+
+/// Every plugin: a description and its own tools. Both have defaults, so a
+/// runner, backend or template plugin may implement this trait empty.
+///
+/// ```
+/// struct Quiet;
+/// impl berth_sdk::Plugin for Quiet {}
+/// assert!(<Quiet as berth_sdk::Plugin>::toolbox().list().is_empty());
+/// ```
+pub trait Plugin {
+    /// One line describing the plugin, shown by `berth plugins list`.
+    fn description() -> String {
+        String::new()
+    }
+
+    /// The plugin's tools and their handlers.
+    fn toolbox() -> Toolbox {
+        Toolbox::new()
+    }
+}
+
+/// A language runner. The host generates `run_<language>` and executes the
+/// plans this trait returns, locally, under mirrord or in a sandbox.
+///
+/// ```no_run
+/// use berth_sdk::{Command, RunPlan, Plugin, Runner, RunnerInfo, Snippet, File};
+/// struct Shell;
+/// impl Plugin for Shell {}
+/// impl Runner for Shell {
+///     fn info() -> RunnerInfo {
+///         RunnerInfo {
+///             language: "shell".into(),
+///             aliases: vec!["sh".into()],
+///             programs: vec!["sh".into()],
+///             toolchain_probe: Command::new("sh").arg("-c").arg("echo posix-sh"),
+///         }
+///     }
+///     fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {
+///         Ok(RunPlan {
+///             files: vec![File::new("main.sh", snippet.code)],
+///             environment: None,
+///             build: vec![],
+///             run: Command::new("sh").arg("main.sh").args(snippet.args),
+///         })
+///     }
+/// }
+/// berth_sdk::export_runner!(Shell);
+/// ```
+pub trait Runner: Plugin {
+    /// The language and the programs its plans use.
+    fn info() -> RunnerInfo;
+
+    /// Turn a snippet into a plan. Validate every dependency spec here and
+    /// return [`Error::InvalidInput`] naming any bad one.
+    fn plan(snippet: Snippet) -> Result<RunPlan>;
+}
+
+/// A sandbox backend. Every method defaults to [`Error::Unavailable`], so a
+/// backend implements only what its platform supports.
+///
+/// ```no_run
+/// struct Nowhere;
+/// impl berth_sdk::Plugin for Nowhere {}
+/// impl berth_sdk::Backend for Nowhere {}
+/// berth_sdk::export_backend!(Nowhere);
+/// ```
+pub trait Backend: Plugin {
+    /// Create a sandbox; returns its id.
+    fn create_sandbox(spec: SandboxSpec) -> Result<String> {
+        let _ = spec;
+        Err(unsupported("sandboxes"))
+    }
+
+    /// Write files into a sandbox's workspace.
+    fn put_files(id: String, files: Vec<File>) -> Result<()> {
+        let _ = (id, files);
+        Err(unsupported("sandboxes"))
+    }
+
+    /// Run a command in a sandbox.
+    fn exec(id: String, command: Command, stdin: Option<Vec<u8>>, timeout_ms: Option<u64>) -> Result<ProcessOutput> {
+        let _ = (id, command, stdin, timeout_ms);
+        Err(unsupported("sandboxes"))
+    }
+
+    /// Destroy a sandbox.
+    fn destroy_sandbox(id: String) -> Result<()> {
+        let _ = id;
+        Err(unsupported("sandboxes"))
+    }
+
+    /// Deploy a long-running workload.
+    fn deploy(workload: Workload) -> Result<WorkloadStatus> {
+        let _ = workload;
+        Err(unsupported("workloads"))
+    }
+
+    /// Status of a workload.
+    fn status(name: String) -> Result<WorkloadStatus> {
+        let _ = name;
+        Err(unsupported("workloads"))
+    }
+
+    /// The last `tail` lines of a workload's logs.
+    fn logs(name: String, tail: Option<u32>) -> Result<String> {
+        let _ = (name, tail);
+        Err(unsupported("workloads"))
+    }
+
+    /// Stop and remove a workload.
+    fn stop(name: String) -> Result<()> {
+        let _ = name;
+        Err(unsupported("workloads"))
+    }
+
+    /// Every workload this backend runs for berth.
+    fn list() -> Result<Vec<WorkloadStatus>> {
+        Err(unsupported("workloads"))
+    }
+}
+
+/// A template plugin: named, parameterised workloads.
+///
+/// ```no_run
+/// use berth_sdk::{Template, TemplateInfo, Workload, Plugin};
+/// struct Nginx;
+/// impl Plugin for Nginx {}
+/// impl Template for Nginx {
+///     fn templates() -> Vec<TemplateInfo> { vec![] }
+///     fn render(name: String, _params: serde_json::Value) -> berth_sdk::Result<Workload> {
+///         Err(berth_sdk::Error::not_found(format!("template `{name}`")))
+///     }
+/// }
+/// berth_sdk::export_template!(Nginx);
+/// ```
+pub trait Template: Plugin {
+    /// Every template this plugin offers.
+    fn templates() -> Vec<TemplateInfo>;
+
+    /// Render template `name` with validated parameters.
+    fn render(name: String, params: serde_json::Value) -> Result<Workload>;
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::unavailable(format!("this backend does not support {what}"))
+}
+
+impl Command {
+    /// A command running `program` with no arguments.
+    ///
+    /// ```
+    /// let cmd = berth_sdk::Command::new("python3").arg("-V");
+    /// assert_eq!(cmd.args, ["-V"]);
+    /// ```
+    pub fn new(program: impl Into<String>) -> Self {
+        Self { program: program.into(), args: Vec::new(), env: Vec::new(), cwd: None }
+    }
+
+    /// Append one argument.
+    ///
+    /// ```
+    /// let cmd = berth_sdk::Command::new("echo").arg("hi");
+    /// ```
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Append several arguments.
+    ///
+    /// ```
+    /// let cmd = berth_sdk::Command::new("echo").args(["a", "b"]);
+    /// assert_eq!(cmd.args.len(), 2);
+    /// ```
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Set one environment variable.
+    ///
+    /// ```
+    /// let cmd = berth_sdk::Command::new("node").env("NODE_ENV", "production");
+    /// ```
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Run in a subdirectory of the workspace.
+    ///
+    /// ```
+    /// let cmd = berth_sdk::Command::new("cargo").arg("build").cwd("app");
+    /// ```
+    pub fn cwd(mut self, dir: impl Into<String>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+}
+
+impl File {
+    /// A regular file at `path` (relative to the workspace).
+    ///
+    /// ```
+    /// let file = berth_sdk::File::new("main.py", "print(1)");
+    /// assert!(!file.executable);
+    /// ```
+    pub fn new(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
+        Self { path: path.into(), contents: contents.into(), executable: false }
+    }
+}
