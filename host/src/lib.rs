@@ -10,3 +10,4 @@ pub mod config;
 pub mod mcp;
 pub mod runtime;
 pub mod state;
+pub mod exec;

@@ -1,3 +1,8 @@
 //! Loading and calling plugins.
 
 pub mod bindings;
+pub mod engine;
+pub mod limits;
+pub mod manifest;
+pub mod plugin;
+pub mod world;

@@ -1,0 +1,159 @@
+//! What a plugin asks for, what the host allows, and what it gets: the
+//! intersection of the two. Nothing is granted by default.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Capabilities a plugin's `plugin.toml` requests (`[capabilities]`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Requested {
+    /// Programs the plugin wants to run through `process`.
+    pub process: BTreeSet<String>,
+    /// Whether it wants persistent `state`.
+    pub state: bool,
+    /// Hosts it wants to reach over `wasi:http` (`*.example.com` allowed).
+    pub http: BTreeSet<String>,
+    /// Whether it wants to ask the user questions (`context.elicit`).
+    pub elicit: bool,
+}
+
+/// What the host's policy allows one plugin (or every plugin, as `"*"`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Programs it may run; `"*"` allows any program.
+    pub process: BTreeSet<String>,
+    /// Whether it may keep state.
+    pub state: bool,
+    /// Hosts it may reach; `"*"` allows any host.
+    pub http: BTreeSet<String>,
+    /// Whether it may ask the user questions.
+    pub elicit: bool,
+}
+
+impl Policy {
+    /// Everything either policy allows.
+    pub fn union(&self, other: &Policy) -> Policy {
+        Policy {
+            process: self.process.union(&other.process).cloned().collect(),
+            state: self.state || other.state,
+            http: self.http.union(&other.http).cloned().collect(),
+            elicit: self.elicit || other.elicit,
+        }
+    }
+}
+
+/// What a loaded plugin may actually do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Grants {
+    /// Programs it may run.
+    pub process: BTreeSet<String>,
+    /// Whether it may keep state.
+    pub state: bool,
+    /// Host patterns it may reach.
+    pub http: BTreeSet<String>,
+    /// Whether it may elicit.
+    pub elicit: bool,
+}
+
+impl Grants {
+    /// Requested ∩ allowed. A request the policy does not allow is dropped
+    /// (and reported by [`Grants::refused`]), not an error: the plugin still
+    /// loads and its call fails with `denied` when it tries.
+    pub fn intersect(requested: &Requested, policy: &Policy) -> Grants {
+        let allowed = |set: &BTreeSet<String>, item: &String| set.contains("*") || set.contains(item);
+        Grants {
+            process: requested.process.iter().filter(|p| allowed(&policy.process, p)).cloned().collect(),
+            state: requested.state && policy.state,
+            http: requested.http.iter().filter(|h| allowed(&policy.http, h)).cloned().collect(),
+            elicit: requested.elicit && policy.elicit,
+        }
+    }
+
+    /// Requests the policy did not grant, for the load report.
+    pub fn refused(&self, requested: &Requested) -> Vec<String> {
+        let mut refused = Vec::new();
+        refused.extend(requested.process.difference(&self.process).map(|p| format!("process:{p}")));
+        if requested.state && !self.state {
+            refused.push("state".into());
+        }
+        refused.extend(requested.http.difference(&self.http).map(|h| format!("http:{h}")));
+        if requested.elicit && !self.elicit {
+            refused.push("elicit".into());
+        }
+        refused
+    }
+
+    /// Whether `program` (a name or absolute path) may be run.
+    pub fn allows_program(&self, program: &str) -> bool {
+        self.process.contains(program)
+    }
+
+    /// Whether an HTTP request to `host` may be sent. Patterns are exact
+    /// host names or `*.suffix` for any subdomain.
+    pub fn allows_http_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.http.iter().any(|pattern| {
+            let pattern = pattern.to_ascii_lowercase();
+            match pattern.strip_prefix("*.") {
+                Some(suffix) => host.ends_with(&format!(".{suffix}")),
+                None => pattern == host,
+            }
+        })
+    }
+}
+
+/// The message of a `denied` error for an ungranted capability.
+pub fn denied(plugin: &str, what: &str) -> String {
+    format!(
+        "plugin `{plugin}` is not granted {what}; request it in plugin.toml [capabilities] and allow it in berth.toml [policy.{plugin}]"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn grants_are_the_intersection() {
+        let requested = Requested { process: set(&["podman", "sh"]), state: true, http: set(&["a.com"]), elicit: true };
+        let policy = Policy { process: set(&["podman"]), state: false, http: set(&["a.com", "b.com"]), elicit: true };
+        let grants = Grants::intersect(&requested, &policy);
+        assert_eq!(grants.process, set(&["podman"]));
+        assert!(!grants.state);
+        assert_eq!(grants.http, set(&["a.com"]));
+        assert!(grants.elicit);
+        assert_eq!(grants.refused(&requested), vec!["process:sh".to_string(), "state".to_string()]);
+    }
+
+    #[test]
+    fn nothing_is_granted_by_default() {
+        let requested = Requested { process: set(&["sh"]), state: true, http: set(&["*"]), elicit: true };
+        assert_eq!(Grants::intersect(&requested, &Policy::default()), Grants::default());
+    }
+
+    #[test]
+    fn wildcard_policy_allows_any_requested_item_but_not_unrequested_ones() {
+        let requested = Requested { process: set(&["python3"]), ..Default::default() };
+        let policy = Policy { process: set(&["*"]), ..Default::default() };
+        let grants = Grants::intersect(&requested, &policy);
+        assert!(grants.allows_program("python3"));
+        assert!(!grants.allows_program("sh"));
+    }
+
+    #[test]
+    fn http_patterns_match_subdomains_only_with_a_wildcard() {
+        let grants = Grants { http: set(&["*.example.com", "api.test"]), ..Default::default() };
+        assert!(grants.allows_http_host("x.example.com"));
+        assert!(!grants.allows_http_host("example.com"));
+        assert!(!grants.allows_http_host("evilexample.com"));
+        assert!(grants.allows_http_host("API.test."));
+        assert!(!grants.allows_http_host("api.test.evil"));
+    }
+}
