@@ -11,3 +11,4 @@ pub mod mcp;
 pub mod runtime;
 pub mod state;
 pub mod exec;
+pub mod metrics;

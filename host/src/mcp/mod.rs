@@ -1,1 +1,5 @@
-//! mcp
+//! The MCP surface: the server handler, conversions, and the transports.
+
+pub mod call;
+pub mod convert;
+pub mod server;

@@ -1,0 +1,203 @@
+//! The plugin host: engine, linker, services and the current registry, with
+//! reload and validated tool calls. Transports (MCP, CLI) sit on top.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::Value;
+use wasmtime::component::Linker;
+
+use crate::capabilities::context::CallSink;
+use crate::capabilities::{self, HostServices, HostState};
+use crate::config::Config;
+use crate::exec::workspace;
+use crate::metrics::Metrics;
+use crate::runtime::bindings::types::ToolOutput;
+use crate::runtime::engine::{self, Compiler};
+use crate::runtime::limits::CallError;
+use crate::runtime::loader::{self, LoadStats};
+use crate::runtime::registry::Registry;
+use crate::state::{AuditEntry, Database};
+
+/// Why a tool call did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolCallError {
+    /// No served tool has this name.
+    #[error("unknown tool `{0}`; list the available tools with tools/list")]
+    UnknownTool(String),
+    /// The arguments do not satisfy the tool's input schema.
+    #[error("arguments of `{tool}` do not match its input schema: {problems}")]
+    InvalidArguments {
+        /// The tool.
+        tool: String,
+        /// Every violation, with its JSON path.
+        problems: String,
+    },
+    /// The plugin call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadOutcome {
+    /// Whether the set of tools (names or schemas) changed.
+    pub tools_changed: bool,
+    /// Plugins loaded.
+    pub plugins: usize,
+    /// Plugins or sources that failed.
+    pub failures: usize,
+    /// Compile-cache statistics.
+    pub stats: LoadStats,
+}
+
+/// The running plugin host.
+pub struct PluginHost {
+    config: Config,
+    compiler: Compiler,
+    linker: Linker<HostState>,
+    services: Arc<HostServices>,
+    registry: RwLock<Arc<Registry>>,
+    generation: tokio::sync::watch::Sender<u64>,
+    reload_lock: tokio::sync::Mutex<()>,
+    metrics: Metrics,
+}
+
+impl PluginHost {
+    /// Open the database, sweep leftovers, build the engine and load every
+    /// plugin the config names.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        let db = Database::open(&config.database_path())?;
+        Self::start_with_db(config, db).await
+    }
+
+    /// Like [`PluginHost::start`], with a given database.
+    pub async fn start_with_db(config: Config, db: Database) -> anyhow::Result<Arc<Self>> {
+        let engine = engine::build()?;
+        let compiler = Compiler::new(engine.clone(), Some(config.cache_dir()));
+        let mut linker = Linker::new(&engine);
+        capabilities::add_to_linker(&mut linker).context("linking host functions")?;
+        let workspace_root = config.data_dir.join("work");
+        let swept = workspace::sweep(&workspace_root);
+        if swept > 0 {
+            tracing::info!(swept, "removed workspaces left by an earlier run");
+        }
+        let services = Arc::new(HostServices::new(db, config.process.clone(), workspace_root));
+        let host = Arc::new(Self {
+            config,
+            compiler,
+            linker,
+            services,
+            registry: RwLock::new(Arc::new(Registry::default())),
+            generation: tokio::sync::watch::channel(0).0,
+            reload_lock: tokio::sync::Mutex::new(()),
+            metrics: Metrics::default(),
+        });
+        host.reload().await;
+        Ok(host)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Call metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Shared services (database, process caps).
+    pub fn services(&self) -> &Arc<HostServices> {
+        &self.services
+    }
+
+    /// A receiver that changes whenever a reload changes the tool set.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Load every plugin again and swap the registry. Calls already running
+    /// finish on the plugins they started with.
+    pub async fn reload(&self) -> ReloadOutcome {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let started = Instant::now();
+        let (sources, mut failures) = loader::all_sources(&self.config);
+        let (plugins, load_failures, stats) =
+            loader::load(sources, &self.config, &self.compiler, &self.linker, &self.services).await;
+        failures.extend(load_failures);
+        let registry = Registry::build(plugins, failures, &self.config.tools);
+        for failure in registry.failures() {
+            tracing::error!(origin = %failure.origin, "plugin not loaded: {}", failure.reason);
+        }
+        for plugin in registry.plugins() {
+            if !plugin.refused.is_empty() {
+                tracing::warn!(plugin = plugin.name(), refused = ?plugin.refused, "requested capabilities not granted by policy");
+            }
+        }
+        let outcome = ReloadOutcome {
+            tools_changed: tool_signature(&registry) != tool_signature(&self.registry()),
+            plugins: registry.plugins().count(),
+            failures: registry.failures().len(),
+            stats,
+        };
+        self.metrics.set_loaded(outcome.plugins, outcome.failures);
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        if outcome.tools_changed {
+            self.generation.send_modify(|g| *g += 1);
+        }
+        tracing::info!(
+            plugins = outcome.plugins,
+            failures = outcome.failures,
+            cache_hits = stats.cache_hits,
+            compiled = stats.compiled,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugins loaded"
+        );
+        outcome
+    }
+
+    /// Validate `arguments` and call `tool`, recording the outcome.
+    pub async fn call_tool(&self, tool: &str, arguments: Value, sink: Arc<dyn CallSink>) -> Result<ToolOutput, ToolCallError> {
+        let registry = self.registry();
+        let entry = registry.tool(tool).ok_or_else(|| ToolCallError::UnknownTool(tool.to_string()))?.clone();
+        drop(registry);
+        entry
+            .validate(&arguments)
+            .map_err(|problems| ToolCallError::InvalidArguments { tool: tool.to_string(), problems })?;
+        let started = Instant::now();
+        let result = entry.plugin.call_tool(tool, &arguments.to_string(), sink).await;
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(output) if output.is_error => "tool-error",
+            Ok(_) => "ok",
+            Err(err) => err.category(),
+        };
+        self.metrics.record_call(tool, outcome, elapsed);
+        let entry_log = AuditEntry {
+            plugin: entry.plugin.name().to_string(),
+            tool: tool.to_string(),
+            outcome: outcome.to_string(),
+            duration_ms: elapsed.as_millis() as u64,
+        };
+        if let Err(err) = self.services.db.audit(&entry_log) {
+            tracing::warn!("audit log write failed: {err:#}");
+        }
+        Ok(result?)
+    }
+}
+
+/// Names and schemas of every served tool, to tell whether a reload changed
+/// what clients see.
+fn tool_signature(registry: &Registry) -> Vec<(String, String, Option<String>, String)> {
+    registry
+        .tools()
+        .map(|t| (t.tool.name.clone(), t.tool.input_schema.clone(), t.tool.output_schema.clone(), t.tool.description.clone()))
+        .collect()
+}

@@ -1,0 +1,184 @@
+//! The tools berth serves: every loaded plugin's tools, checked for valid
+//! names and schemas, filtered by config, with collisions refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::ToolFilter;
+use crate::runtime::bindings::types::Tool;
+use crate::runtime::plugin::Plugin;
+
+/// A plugin, or a tool, that could not be loaded, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoadFailure {
+    /// Where it came from (a path, or `bundled:NAME`).
+    pub origin: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// A tool ready to serve.
+pub struct RegisteredTool {
+    /// The plugin that serves it.
+    pub plugin: Arc<Plugin>,
+    /// The tool as the plugin declared it.
+    pub tool: Tool,
+    /// Its parsed input schema.
+    pub input_schema: Arc<serde_json::Map<String, Value>>,
+    /// Its parsed output schema, if any.
+    pub output_schema: Option<Arc<serde_json::Map<String, Value>>>,
+    validator: jsonschema::Validator,
+}
+
+impl RegisteredTool {
+    /// Check `arguments` against the input schema; the error lists every
+    /// violation with its JSON path.
+    pub fn validate(&self, arguments: &Value) -> Result<(), String> {
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(arguments)
+            .take(10)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                format!("{}: {e}", if at.is_empty() { "(root)".to_string() } else { at })
+            })
+            .collect();
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
+}
+
+/// Every loaded plugin and served tool.
+#[derive(Default)]
+pub struct Registry {
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    tools: BTreeMap<String, Arc<RegisteredTool>>,
+    failures: Vec<LoadFailure>,
+}
+
+/// Whether `name` is a valid MCP tool name for berth.
+pub fn is_valid_tool_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn parse_schema(tool: &str, which: &str, text: &str) -> Result<serde_json::Map<String, Value>, String> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("tool `{tool}` has an {which} schema that is not JSON: {e}"))?;
+    let Value::Object(map) = value else {
+        return Err(format!("tool `{tool}` has an {which} schema that is not a JSON object"));
+    };
+    if map.get("type").and_then(Value::as_str) != Some("object") {
+        return Err(format!("tool `{tool}` has an {which} schema whose \"type\" is not \"object\""));
+    }
+    Ok(map)
+}
+
+impl Registry {
+    /// Build from loaded plugins (in load order) and earlier failures.
+    /// A plugin whose name or any admitted tool name is already taken is
+    /// refused whole, naming both owners.
+    pub fn build(plugins: Vec<Plugin>, mut failures: Vec<LoadFailure>, filter: &ToolFilter) -> Registry {
+        let mut registry = Registry::default();
+        for plugin in plugins {
+            let origin = plugin.origin.to_string();
+            match registry.admit(plugin, filter) {
+                Ok(()) => {}
+                Err(reason) => failures.push(LoadFailure { origin, reason }),
+            }
+        }
+        registry.failures = failures;
+        registry
+    }
+
+    fn admit(&mut self, plugin: Plugin, filter: &ToolFilter) -> Result<(), String> {
+        let name = plugin.name().to_string();
+        if let Some(existing) = self.plugins.get(&name) {
+            return Err(format!("plugin name `{name}` is already used by the plugin from {}", existing.origin));
+        }
+        let plugin = Arc::new(plugin);
+        let mut admitted = Vec::new();
+        for tool in &plugin.tools {
+            if !is_valid_tool_name(&tool.name) {
+                return Err(format!(
+                    "plugin `{name}` declares tool `{}`: names must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'",
+                    tool.name
+                ));
+            }
+            if !filter.admits(&tool.name) {
+                continue;
+            }
+            if let Some(owner) = self.tools.get(&tool.name) {
+                return Err(format!(
+                    "plugin `{name}` declares tool `{}`, which plugin `{}` already provides; rename one or hide one with [tools] deny in berth.toml",
+                    tool.name,
+                    owner.plugin.name()
+                ));
+            }
+            if admitted.iter().any(|t: &RegisteredTool| t.tool.name == tool.name) {
+                return Err(format!("plugin `{name}` declares tool `{}` twice", tool.name));
+            }
+            let input = parse_schema(&tool.name, "input", &tool.input_schema)?;
+            let output = tool.output_schema.as_deref().map(|s| parse_schema(&tool.name, "output", s)).transpose()?;
+            let validator = jsonschema::validator_for(&Value::Object(input.clone()))
+                .map_err(|e| format!("tool `{}` has an invalid input schema: {e}", tool.name))?;
+            admitted.push(RegisteredTool {
+                plugin: plugin.clone(),
+                tool: tool.clone(),
+                input_schema: Arc::new(input),
+                output_schema: output.map(Arc::new),
+                validator,
+            });
+        }
+        for tool in admitted {
+            self.tools.insert(tool.tool.name.clone(), Arc::new(tool));
+        }
+        self.plugins.insert(name, plugin);
+        Ok(())
+    }
+
+    /// Served tools, by name.
+    pub fn tools(&self) -> impl Iterator<Item = &Arc<RegisteredTool>> {
+        self.tools.values()
+    }
+
+    /// One served tool.
+    pub fn tool(&self, name: &str) -> Option<&Arc<RegisteredTool>> {
+        self.tools.get(name)
+    }
+
+    /// Loaded plugins, by name.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// What failed to load.
+    pub fn failures(&self) -> &[LoadFailure] {
+        &self.failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_names_follow_the_rule() {
+        assert!(is_valid_tool_name("run_python"));
+        assert!(is_valid_tool_name("a-B_9"));
+        assert!(!is_valid_tool_name(""));
+        assert!(!is_valid_tool_name("has space"));
+        assert!(!is_valid_tool_name("dot.ted"));
+        assert!(!is_valid_tool_name(&"x".repeat(65)));
+        assert!(is_valid_tool_name(&"x".repeat(64)));
+    }
+
+    #[test]
+    fn schemas_must_be_object_schemas() {
+        assert!(parse_schema("t", "input", r#"{"type":"object"}"#).is_ok());
+        let err = parse_schema("t", "input", r#"{"type":"string"}"#).unwrap_err();
+        assert!(err.contains("`t`"), "{err}");
+        assert!(parse_schema("t", "input", "[]").is_err());
+        assert!(parse_schema("t", "input", "{").is_err());
+    }
+}
