@@ -1,1 +1,5 @@
-fn main() {}
+//! The `berth` binary.
+
+fn main() -> std::process::ExitCode {
+    berth::cli::main()
+}

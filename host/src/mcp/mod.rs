@@ -3,3 +3,4 @@
 pub mod call;
 pub mod convert;
 pub mod server;
+pub mod transport;

@@ -17,7 +17,8 @@ use crate::runtime::bindings::types::ToolOutput;
 use crate::runtime::engine::{self, Compiler};
 use crate::runtime::limits::CallError;
 use crate::runtime::loader::{self, LoadStats};
-use crate::runtime::registry::Registry;
+use crate::runtime::plugin::Plugin;
+use crate::runtime::registry::{LoadFailure, Registry};
 use crate::state::{AuditEntry, Database};
 
 /// Why a tool call did not produce a result.
@@ -161,6 +162,13 @@ impl PluginHost {
             "plugins loaded"
         );
         outcome
+    }
+
+    /// Load `sources` with this host's engine and policy, without adding
+    /// them to the registry (for `berth plugins check`).
+    pub async fn load_sources(&self, sources: Vec<loader::Source>) -> (Vec<Plugin>, Vec<LoadFailure>) {
+        let (plugins, failures, _) = loader::load(sources, &self.config, &self.compiler, &self.linker, &self.services).await;
+        (plugins, failures)
     }
 
     /// Validate `arguments` and call `tool`, recording the outcome.
