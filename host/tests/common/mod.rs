@@ -1,0 +1,236 @@
+//! Helpers for integration tests: fixture plugin directories, the real
+//! `berth` binary, and the official Python MCP SDK as the client.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The berth binary under test.
+pub fn berth() -> &'static str {
+    env!("CARGO_BIN_EXE_berth")
+}
+
+/// A scratch area with a plugin directory, data directory and config.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A sandbox whose plugin directory holds the named fixtures.
+    pub fn with_fixtures(names: &[&str]) -> Sandbox {
+        let sandbox = Sandbox { dir: tempfile::tempdir().expect("tempdir") };
+        std::fs::create_dir_all(sandbox.plugins()).unwrap();
+        for name in names {
+            sandbox.add_fixture(name);
+        }
+        sandbox
+    }
+
+    pub fn plugins(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("berth.toml")
+    }
+
+    /// Copy fixture `name` (component and manifest) into the plugin directory.
+    pub fn add_fixture(&self, name: &str) {
+        let dest = self.plugins().join(name);
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::copy(fixture_wasm(name), dest.join("plugin.wasm")).unwrap();
+        std::fs::copy(fixture_manifest(name), dest.join("plugin.toml")).unwrap();
+    }
+
+    /// Write berth.toml.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config(), text).unwrap();
+    }
+
+    /// Arguments every berth invocation in this sandbox gets.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--no-bundled".to_string(),
+            "--data-dir".into(),
+            self.data().display().to_string(),
+            "--plugin-dir".into(),
+            self.plugins().display().to_string(),
+        ];
+        if self.config().is_file() {
+            args.extend(["--config".into(), self.config().display().to_string()]);
+        }
+        args
+    }
+
+    /// Run `berth <sandbox args> <args>` to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(berth()).args(self.args()).args(args).output().expect("running berth")
+    }
+
+    /// The command line that serves stdio in this sandbox.
+    pub fn stdio_command(&self) -> Vec<String> {
+        let mut cmd = vec![berth().to_string()];
+        cmd.extend(self.args());
+        cmd.push("serve".into());
+        cmd
+    }
+
+    /// Start `berth serve --http 127.0.0.1:0` and wait until it listens.
+    pub fn serve_http(&self, extra: &[&str]) -> Server {
+        Server::start(self, extra)
+    }
+}
+
+/// Compiled fixture `name`.
+pub fn fixture_wasm(name: &str) -> PathBuf {
+    let file = format!("berth_fixture_{}.wasm", name.replace('-', "_"));
+    Path::new(env!("BERTH_PLUGIN_ARTIFACTS")).join(file)
+}
+
+/// Manifest of fixture `name`.
+pub fn fixture_manifest(name: &str) -> PathBuf {
+    Path::new(env!("BERTH_PLUGIN_SOURCES")).join("fixtures").join(name).join("plugin.toml")
+}
+
+/// A running HTTP server, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    fn start(sandbox: &Sandbox, extra: &[&str]) -> Server {
+        let mut child = Command::new(berth())
+            .args(sandbox.args())
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting berth serve --http");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(url);
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("berth did not start listening; log:\n{}", log.lock().unwrap());
+        });
+        let port = url.rsplit(':').next().unwrap().trim_end_matches("/mcp").parse().unwrap();
+        Server { child, url, port, log }
+    }
+
+    /// Resident memory of the server process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python interpreter with the `mcp` SDK, or `None` (with the reason
+/// printed) when it is absent. Under CI its absence is a failure.
+pub fn python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("BERTH_TEST_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")),
+    ];
+    for candidate in candidates.into_iter().flatten() {
+        let ok = Command::new(&candidate).args(["-c", "import mcp"]).output().is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(candidate);
+        }
+    }
+    let reason = "SKIPPED: the Python MCP SDK is not installed (run .ci/run, or set BERTH_TEST_PYTHON to a python with `pip install mcp`)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{reason}; CI must provide it");
+    }
+    eprintln!("{reason}");
+    None
+}
+
+/// Run the Python driver with `job` and return one result per op.
+pub fn drive(python: &Path, job: Value) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/mcp_driver.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the Python MCP driver");
+    child.stdin.take().unwrap().write_all(job.to_string().as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "MCP driver failed\nstdout: {stdout}\nstderr (tail): {}", tail(&stderr, 4000));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("driver printed non-JSON ({e}): {stdout}"))
+}
+
+fn tail(text: &str, n: usize) -> &str {
+    let start = text.len().saturating_sub(n);
+    let mut start = start;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// A stdio job for `sandbox`.
+pub fn stdio_job(sandbox: &Sandbox, mode: &str, ops: Value) -> Value {
+    json!({ "stdio": sandbox.stdio_command(), "mode": mode, "ops": ops })
+}
+
+/// An HTTP job for `server`.
+pub fn http_job(server: &Server, mode: &str, ops: Value) -> Value {
+    json!({ "http": server.url, "mode": mode, "ops": ops })
+}
+
+/// The text of the first content item of a call result.
+pub fn first_text(outcome: &Value) -> String {
+    outcome["result"]["content"][0]["text"].as_str().unwrap_or_default().to_string()
+}
