@@ -99,8 +99,8 @@ pub async fn run(
 
 impl wit::Host for HostState {
     async fn run(&mut self, request: RunRequest) -> wasmtime::Result<Result<ProcessOutput, WitError>> {
-        if self.caller.grants.process.is_empty() {
-            return Ok(Err(self.caller.denied("process")));
+        if !self.caller.grants.allows_program(&request.command.program) {
+            return Ok(Err(self.caller.denied(&format!("the program `{}`", request.command.program))));
         }
         let cancel = CancellationToken::new();
         let watcher = {
