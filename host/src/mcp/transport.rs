@@ -27,11 +27,64 @@ pub async fn serve_stdio(host: Arc<PluginHost>) -> anyhow::Result<()> {
     let _reloads = BerthServer::watch_reloads(&host, &shared);
     let _watchers = watch_for_reload(host.clone());
     let running = BerthServer::new(host, shared)
-        .serve(rmcp::transport::stdio())
+        .serve(stdio_with_parse_errors())
         .await
         .context("MCP handshake on stdio failed")?;
     running.waiting().await.context("stdio session ended abnormally")?;
     Ok(())
+}
+
+/// The JSON-RPC answer to a message that is not JSON.
+fn parse_error(detail: &str) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": -32700, "message": format!("Parse error: the message is not valid JSON ({detail})") },
+    })
+    .to_string()
+}
+
+/// Stdin and stdout for rmcp, with one addition: a line that is not JSON is
+/// answered with a JSON-RPC parse error (rmcp alone would drop it silently).
+/// One task owns stdout, so replies never interleave mid-line.
+fn stdio_with_parse_errors() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (to_rmcp, rmcp_reads) = tokio::io::duplex(1 << 20);
+    let (rmcp_writes, from_rmcp) = tokio::io::duplex(1 << 20);
+    let (errors_tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut input = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let mut to_rmcp = to_rmcp;
+        while let Ok(Some(line)) = input.next_line().await {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(_) => {
+                    if to_rmcp.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    let _ = errors_tx.send(parse_error(&err.to_string()));
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut replies = tokio::io::BufReader::new(from_rmcp).lines();
+        let mut stdout = tokio::io::stdout();
+        loop {
+            let line = tokio::select! {
+                reply = replies.next_line() => match reply { Ok(Some(line)) => line, _ => break },
+                Some(error) = errors.recv() => error,
+            };
+            if stdout.write_all(format!("{line}\n").as_bytes()).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    (rmcp_reads, rmcp_writes)
 }
 
 /// Who may talk to the HTTP endpoint.
@@ -85,8 +138,26 @@ async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Respon
         )
             .into_response();
     }
+    if request.method() == axum::http::Method::POST {
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                return (StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {MAX_BODY_BYTES} bytes"))
+                    .into_response();
+            }
+        };
+        if let Err(err) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], parse_error(&err.to_string()))
+                .into_response();
+        }
+        return next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+    }
     next.run(request).await
 }
+
+/// Largest JSON-RPC message accepted over HTTP (rmcp's own default).
+const MAX_BODY_BYTES: usize = 4 << 20;
 
 async fn healthz(State(host): State<Arc<PluginHost>>) -> impl IntoResponse {
     let registry = host.registry();
