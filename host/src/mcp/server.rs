@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CompleteRequestMethod, CompleteRequestParams, CompleteResult,
+    CacheScope, CallToolRequestParams, ElicitationAction, InputResponses, CompleteRequestMethod, CompleteRequestParams, CompleteResult,
     ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod, ListResourceTemplatesResult,
     ListResourcesRequestMethod, ListResourcesResult, CallToolResponse, ElicitResult, Implementation, InputRequest,
     InputRequiredResult, ListToolsResult, LoggingLevel, PaginatedRequestParams, ProtocolVersion, Request,
@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use crate::capabilities::context::CallSink;
 use crate::mcp::call::{self, Asker, McpCall, Question};
 use crate::mcp::convert;
+use crate::runtime::bindings::shared::berth::plugin::context::ElicitAnswer;
 use crate::runtime::bindings::types::{Error as WitError, ToolOutput};
 use crate::runtime::plugin_host::{PluginHost, ToolCallError};
 
@@ -36,7 +37,8 @@ type CallTask = JoinHandle<Result<ToolOutput, ToolCallError>>;
 struct Pending {
     task: CallTask,
     questions: mpsc::Receiver<Question>,
-    reply: tokio::sync::oneshot::Sender<Result<crate::runtime::bindings::shared::berth::plugin::context::ElicitAnswer, WitError>>,
+    reply: tokio::sync::oneshot::Sender<Result<ElicitAnswer, WitError>>,
+    schema: serde_json::Value,
     since: Instant,
 }
 
@@ -67,6 +69,11 @@ impl Shared {
 
     fn park(&self, pending: Pending) -> String {
         let token = uuid::Uuid::new_v4().to_string();
+        self.park_as(token.clone(), pending);
+        token
+    }
+
+    fn park_as(&self, token: String, pending: Pending) {
         let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, p| {
             let keep = p.since.elapsed() < PENDING_TTL;
@@ -75,8 +82,7 @@ impl Shared {
             }
             keep
         });
-        map.insert(token.clone(), pending);
-        token
+        map.insert(token, pending);
     }
 
     fn unpark(&self, token: &str) -> Option<Pending> {
@@ -125,20 +131,35 @@ impl BerthServer {
         }
     }
 
-    /// Run a detached call until it finishes or asks a question; a question
-    /// parks the call and becomes an input-required result.
-    async fn drive(&self, mut task: CallTask, mut questions: mpsc::Receiver<Question>) -> Result<CallToolResponse, McpError> {
-        tokio::select! {
-            joined = &mut task => {
-                let result = joined.map_err(|e| McpError::internal_error(format!("tool call task failed: {e}"), None))?;
-                Self::finish(result).await
-            }
-            Some(question) = questions.recv() => {
-                let request = InputRequest::Elicitation(Request::new(question.params));
-                let token = self.shared.park(Pending { task, questions, reply: question.reply, since: Instant::now() });
-                let mut requests = std::collections::BTreeMap::new();
-                requests.insert(QUESTION_KEY.to_string(), request);
-                Ok(InputRequiredResult::new(Some(requests), Some(token)).into())
+    /// Run a detached call until it finishes or asks a question. A question
+    /// is answered from `preset` (answers a stateless client sent up front)
+    /// when one fits; otherwise the call is parked and the question becomes
+    /// an input-required result.
+    async fn drive(
+        &self,
+        mut task: CallTask,
+        mut questions: mpsc::Receiver<Question>,
+        mut preset: Option<InputResponses>,
+    ) -> Result<CallToolResponse, McpError> {
+        loop {
+            tokio::select! {
+                joined = &mut task => {
+                    let result = joined.map_err(|e| McpError::internal_error(format!("tool call task failed: {e}"), None))?;
+                    return Self::finish(result).await;
+                }
+                Some(question) = questions.recv() => {
+                    let schema = requested_schema(&question);
+                    if let Some(answer) = preset.take().and_then(|responses| pick_answer(&responses, &schema)) {
+                        let _ = question.reply.send(Ok(answer));
+                        continue;
+                    }
+                    let request = InputRequest::Elicitation(Request::new(question.params));
+                    let pending = Pending { task, questions, reply: question.reply, schema, since: Instant::now() };
+                    let token = self.shared.park(pending);
+                    let mut requests = std::collections::BTreeMap::new();
+                    requests.insert(QUESTION_KEY.to_string(), request);
+                    return Ok(InputRequiredResult::new(Some(requests), Some(token)).into());
+                }
             }
         }
     }
@@ -147,19 +168,48 @@ impl BerthServer {
         let pending = self.shared.unpark(token).ok_or_else(|| {
             McpError::invalid_params("requestState does not name a pending call (unknown, tampered with, or expired)", None)
         })?;
-        let raw = request.input_responses.as_ref().and_then(|r| r.get(QUESTION_KEY)).cloned();
-        let Some(raw) = raw else {
-            let missing = format!("inputResponses has no `{QUESTION_KEY}` answer for this call");
-            self.shared.park(pending);
-            return Err(McpError::invalid_params(missing, None));
+        let answer = request.input_responses.as_ref().and_then(|responses| pick_answer(responses, &pending.schema));
+        let Some(answer) = answer else {
+            self.shared.park_as(token.to_string(), pending);
+            return Err(McpError::invalid_params(
+                format!("inputResponses has no answer that matches the question's requestedSchema (expected key `{QUESTION_KEY}`)"),
+                None,
+            ));
         };
-        let answer = serde_json::from_value::<ElicitResult>(raw)
-            .map(call::answer)
-            .map_err(|e| WitError::InvalidInput(format!("the elicitation answer is malformed: {e}")));
         // The plugin may have given up waiting; then the task reports why.
-        let _ = pending.reply.send(answer);
-        self.drive(pending.task, pending.questions).await
+        let _ = pending.reply.send(Ok(answer));
+        self.drive(pending.task, pending.questions, None).await
     }
+}
+
+/// The JSON Schema a question asks the user to fill in.
+fn requested_schema(question: &Question) -> serde_json::Value {
+    serde_json::to_value(&question.params)
+        .ok()
+        .and_then(|v| v.get("requestedSchema").cloned())
+        .unwrap_or_else(|| serde_json::json!({"type": "object"}))
+}
+
+/// The answer to a question among a client's input responses: the one under
+/// our key, else the first elicitation result whose content fits the
+/// requested schema, so clients that re-key or add entries still get through.
+fn pick_answer(responses: &InputResponses, schema: &serde_json::Value) -> Option<ElicitAnswer> {
+    let ours = responses.get(QUESTION_KEY).and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok());
+    if let Some(result) = ours {
+        return Some(call::answer(result));
+    }
+    let validator = jsonschema::validator_for(schema).ok();
+    let fits = |value: &serde_json::Value| -> Option<ElicitAnswer> {
+        let result: ElicitResult = serde_json::from_value(value.clone()).ok()?;
+        if matches!(result.action, ElicitationAction::Accept) {
+            let content = result.content.clone().unwrap_or_else(|| serde_json::json!({}));
+            if validator.as_ref().is_some_and(|v| !v.is_valid(&content)) {
+                return None;
+            }
+        }
+        Some(call::answer(result))
+    };
+    responses.values().find_map(fits)
 }
 
 impl ServerHandler for BerthServer {
@@ -228,7 +278,7 @@ impl ServerHandler for BerthServer {
             let sink: Arc<dyn CallSink> = Arc::new(sink(Asker::Deferred(ask)));
             let host = self.host.clone();
             let task = tokio::spawn(async move { host.call_tool(&name, arguments, sink).await });
-            return self.drive(task, questions).await;
+            return self.drive(task, questions, request.input_responses.clone()).await;
         }
         let asker = if !can_elicit {
             Asker::Unavailable("the client did not declare the elicitation capability")
@@ -284,5 +334,37 @@ impl ServerHandler for BerthServer {
         context.cancelled().await;
         self.shared.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| s.id() != sink.id());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn responses(entries: serde_json::Value) -> InputResponses {
+        serde_json::from_value(entries).unwrap()
+    }
+
+    #[test]
+    fn our_key_wins_even_when_the_content_does_not_fit() {
+        let schema = json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let r = responses(json!({
+            "other": {"action": "accept", "content": {"name": "x"}},
+            QUESTION_KEY: {"action": "accept", "content": {"ok": true}},
+        }));
+        assert!(matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("ok")));
+    }
+
+    #[test]
+    fn foreign_keys_are_matched_by_schema() {
+        let schema = json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let r = responses(json!({
+            "another_unexpected": {"action": "accept", "content": {"baz": 123}},
+            "user_name": {"action": "accept", "content": {"name": "Alice"}},
+        }));
+        assert!(matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("Alice")));
+        let none = responses(json!({"x": {"action": "accept", "content": {"baz": 1}}, "y": "not a result"}));
+        assert!(pick_answer(&none, &schema).is_none());
     }
 }
