@@ -11,7 +11,10 @@ const PROFILE: &str = "plugin";
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf();
     let plugins = root.join("plugins");
     for watched in ["plugins", "sdk", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
@@ -21,7 +24,10 @@ fn main() {
     let artifacts = target_dir.join(TARGET).join(PROFILE);
     check_wasm_target();
     build_plugins(&plugins, &target_dir);
-    println!("cargo:rustc-env=BERTH_PLUGIN_ARTIFACTS={}", artifacts.display());
+    println!(
+        "cargo:rustc-env=BERTH_PLUGIN_ARTIFACTS={}",
+        artifacts.display()
+    );
     println!("cargo:rustc-env=BERTH_PLUGIN_SOURCES={}", plugins.display());
     write_bundled(&plugins, &artifacts);
 }
@@ -36,15 +42,25 @@ fn env(name: &str) -> String {
 fn plugin_target_dir() -> PathBuf {
     let out_dir = PathBuf::from(env("OUT_DIR"));
     // OUT_DIR = <target>/<profile>/build/<pkg>-<hash>/out
-    let target = out_dir.ancestors().nth(4).expect("OUT_DIR is inside the target dir");
+    let target = out_dir
+        .ancestors()
+        .nth(4)
+        .expect("OUT_DIR is inside the target dir");
     target.join("wasm-plugins")
 }
 
 fn check_wasm_target() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().expect("running rustc --print sysroot");
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("running rustc --print sysroot");
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if !Path::new(&sysroot).join("lib/rustlib").join(TARGET).is_dir() {
+    if !Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .is_dir()
+    {
         panic!(
             "\n\nberth's plugins need the {TARGET} target, which is not installed.\nFix: rustup target add {TARGET}   (offline: ../shared/toolchain/install)\n\n"
         );
@@ -55,7 +71,15 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--workspace", "--locked", "--target", TARGET, "--profile", PROFILE])
+        .args([
+            "build",
+            "--workspace",
+            "--locked",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ])
         .arg("--manifest-path")
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
@@ -76,13 +100,21 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
     }
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        if key.starts_with("CARGO_CFG_") || key.starts_with("CARGO_FEATURE_") || key.starts_with("CARGO_PROFILE_") {
+        if key.starts_with("CARGO_CFG_")
+            || key.starts_with("CARGO_FEATURE_")
+            || key.starts_with("CARGO_PROFILE_")
+        {
             command.env_remove(key);
         }
     }
-    let output = command.output().expect("running cargo for the plugins workspace");
+    let output = command
+        .output()
+        .expect("running cargo for the plugins workspace");
     if !output.status.success() {
-        panic!("building the plugins workspace failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        panic!(
+            "building the plugins workspace failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
@@ -90,14 +122,25 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
 fn bundled_crates(plugins: &Path) -> Vec<(String, PathBuf)> {
     let mut crates = Vec::new();
     for group in ["runners", "backends", "templates"] {
-        let Ok(entries) = std::fs::read_dir(plugins.join(group)) else { continue };
-        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()).collect();
+        let Ok(entries) = std::fs::read_dir(plugins.join(group)) else {
+            continue;
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("Cargo.toml").is_file())
+            .collect();
         dirs.sort();
         for dir in dirs {
-            let cargo_toml = std::fs::read_to_string(dir.join("Cargo.toml")).expect("reading plugin Cargo.toml");
+            let cargo_toml =
+                std::fs::read_to_string(dir.join("Cargo.toml")).expect("reading plugin Cargo.toml");
             let name = cargo_toml
                 .lines()
-                .find_map(|l| l.trim().strip_prefix("name = ").map(|v| v.trim_matches('"').to_string()))
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("name = ")
+                        .map(|v| v.trim_matches('"').to_string())
+                })
                 .expect("plugin Cargo.toml has a name");
             crates.push((name, dir));
         }
@@ -106,7 +149,9 @@ fn bundled_crates(plugins: &Path) -> Vec<(String, PathBuf)> {
 }
 
 fn write_bundled(plugins: &Path, artifacts: &Path) {
-    let mut code = String::from("/// Plugins compiled into this binary.\npub static BUNDLED: &[Bundled] = &[\n");
+    let mut code = String::from(
+        "/// Plugins compiled into this binary.\npub static BUNDLED: &[Bundled] = &[\n",
+    );
     for (name, dir) in bundled_crates(plugins) {
         let wasm = artifacts.join(format!("{}.wasm", name.replace('-', "_")));
         let manifest = dir.join("plugin.toml");

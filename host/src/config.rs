@@ -108,7 +108,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 /// Streamable HTTP settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Bearer token clients must send. Required for a non-loopback bind.
@@ -119,12 +119,6 @@ pub struct HttpConfig {
     /// Origin header values accepted from browsers; when empty, requests that
     /// carry an Origin must come from a loopback origin.
     pub allowed_origins: Vec<String>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self { token: None, allowed_hosts: Vec::new(), allowed_origins: Vec::new() }
-    }
 }
 
 /// Limits applied to each plugin call.
@@ -145,7 +139,13 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { memory_mib: 128, cpu_ms: 10_000, timeout_ms: 120_000, max_concurrent: 16, max_output_bytes: 4 << 20 }
+        Self {
+            memory_mib: 128,
+            cpu_ms: 10_000,
+            timeout_ms: 120_000,
+            max_concurrent: 16,
+            max_output_bytes: 4 << 20,
+        }
     }
 }
 
@@ -184,9 +184,17 @@ impl Default for ProcessConfig {
         Self {
             timeout_ms: 300_000,
             max_output_bytes: 1 << 20,
-            env_allow: ["PATH", "LANG", "LC_ALL", "TZ", "TERM", "SSL_CERT_FILE", "SSL_CERT_DIR"]
-                .map(String::from)
-                .to_vec(),
+            env_allow: [
+                "PATH",
+                "LANG",
+                "LC_ALL",
+                "TZ",
+                "TERM",
+                "SSL_CERT_FILE",
+                "SSL_CERT_DIR",
+            ]
+            .map(String::from)
+            .to_vec(),
             max_concurrent: 32,
         }
     }
@@ -209,7 +217,9 @@ impl Default for Config {
 }
 
 fn default_data_dir() -> PathBuf {
-    dirs::data_local_dir().unwrap_or_else(std::env::temp_dir).join("berth")
+    dirs::data_local_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("berth")
 }
 
 impl Config {
@@ -227,13 +237,21 @@ impl Config {
 
     /// Parse one config file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|err| ConfigError::Invalid { path: path.to_path_buf(), message: err.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|err| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })?;
         // Relative paths in a config file mean relative to the file.
         let base = path.parent().unwrap_or(Path::new("."));
-        config.plugin_dirs = config.plugin_dirs.iter().map(|dir| base.join(dir)).collect();
+        config.plugin_dirs = config
+            .plugin_dirs
+            .iter()
+            .map(|dir| base.join(dir))
+            .collect();
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
         }
@@ -247,7 +265,8 @@ impl Config {
             self.data_dir = PathBuf::from(dir);
         }
         if let Some(dirs) = get("BERTH_PLUGIN_DIRS") {
-            self.plugin_dirs.extend(std::env::split_paths(&dirs).filter(|p| !p.as_os_str().is_empty()));
+            self.plugin_dirs
+                .extend(std::env::split_paths(&dirs).filter(|p| !p.as_os_str().is_empty()));
         }
         if let Some(token) = get("BERTH_TOKEN").filter(|v| !v.is_empty()) {
             self.http.token = Some(token);
@@ -257,7 +276,11 @@ impl Config {
                 "1" | "true" | "yes" => false,
                 "0" | "false" | "no" | "" => true,
                 _ => {
-                    return Err(ConfigError::Env { name: "BERTH_NO_BUNDLED", value, expected: "1/true/yes or 0/false/no" });
+                    return Err(ConfigError::Env {
+                        name: "BERTH_NO_BUNDLED",
+                        value,
+                        expected: "1/true/yes or 0/false/no",
+                    });
                 }
             };
         }
@@ -314,7 +337,10 @@ mod tests {
 
     #[test]
     fn filter_applies_allow_then_deny() {
-        let filter = ToolFilter { allow: vec!["run_*".into()], deny: vec!["run_rust".into()] };
+        let filter = ToolFilter {
+            allow: vec!["run_*".into()],
+            deny: vec!["run_rust".into()],
+        };
         assert!(filter.admits("run_python"));
         assert!(!filter.admits("run_rust"));
         assert!(!filter.admits("deploy"));
@@ -350,17 +376,31 @@ mod tests {
             })
             .unwrap();
         assert_eq!(config.http.token.as_deref(), Some("s3cret"));
-        assert_eq!(config.plugin_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
-        let err = config.apply_env(|k| (k == "BERTH_NO_BUNDLED").then(|| "maybe".into())).unwrap_err();
+        assert_eq!(
+            config.plugin_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        let err = config
+            .apply_env(|k| (k == "BERTH_NO_BUNDLED").then(|| "maybe".into()))
+            .unwrap_err();
         assert!(err.to_string().contains("BERTH_NO_BUNDLED"), "{err}");
     }
 
     #[test]
     fn plugin_limits_override_defaults_field_by_field() {
         let mut config = Config::default();
-        config.plugin_limits.insert("slow".into(), LimitsOverride { timeout_ms: Some(5), ..Default::default() });
+        config.plugin_limits.insert(
+            "slow".into(),
+            LimitsOverride {
+                timeout_ms: Some(5),
+                ..Default::default()
+            },
+        );
         assert_eq!(config.limits_for("slow").timeout_ms, 5);
-        assert_eq!(config.limits_for("slow").memory_mib, config.limits.memory_mib);
+        assert_eq!(
+            config.limits_for("slow").memory_mib,
+            config.limits.memory_mib
+        );
         assert_eq!(config.limits_for("other"), config.limits);
     }
 }

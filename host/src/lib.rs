@@ -7,8 +7,8 @@
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod exec;
 pub mod mcp;
+pub mod metrics;
 pub mod runtime;
 pub mod state;
-pub mod exec;
-pub mod metrics;

@@ -25,7 +25,9 @@ impl Metrics {
     /// Count one finished call of `tool` with `outcome`.
     pub fn record_call(&self, tool: &str, outcome: &str, elapsed: Duration) {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let stats = calls.entry((tool.to_string(), outcome.to_string())).or_default();
+        let stats = calls
+            .entry((tool.to_string(), outcome.to_string()))
+            .or_default();
         stats.count += 1;
         stats.seconds += elapsed.as_secs_f64();
     }
@@ -33,7 +35,8 @@ impl Metrics {
     /// Record the result of a (re)load.
     pub fn set_loaded(&self, plugins: usize, failures: usize) {
         self.plugins_loaded.store(plugins as u64, Ordering::Relaxed);
-        self.plugin_failures.store(failures as u64, Ordering::Relaxed);
+        self.plugin_failures
+            .store(failures as u64, Ordering::Relaxed);
     }
 
     /// Count an HTTP request refused by authentication or Host/Origin checks.
@@ -47,13 +50,21 @@ impl Metrics {
         out.push_str("# HELP berth_tool_calls_total Tool calls by tool and outcome.\n# TYPE berth_tool_calls_total counter\n");
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for ((tool, outcome), stats) in &calls {
-            let _ = writeln!(out, "berth_tool_calls_total{{tool=\"{tool}\",outcome=\"{outcome}\"}} {}", stats.count);
+            let _ = writeln!(
+                out,
+                "berth_tool_calls_total{{tool=\"{tool}\",outcome=\"{outcome}\"}} {}",
+                stats.count
+            );
         }
         out.push_str(
             "# HELP berth_tool_call_seconds_total Time spent in tool calls.\n# TYPE berth_tool_call_seconds_total counter\n",
         );
         for ((tool, outcome), stats) in &calls {
-            let _ = writeln!(out, "berth_tool_call_seconds_total{{tool=\"{tool}\",outcome=\"{outcome}\"}} {:.6}", stats.seconds);
+            let _ = writeln!(
+                out,
+                "berth_tool_call_seconds_total{{tool=\"{tool}\",outcome=\"{outcome}\"}} {:.6}",
+                stats.seconds
+            );
         }
         let _ = writeln!(
             out,
@@ -86,7 +97,10 @@ mod tests {
         m.record_call("echo", "timeout", Duration::from_secs(1));
         m.set_loaded(3, 1);
         let text = m.render();
-        assert!(text.contains("berth_tool_calls_total{tool=\"echo\",outcome=\"ok\"} 2"), "{text}");
+        assert!(
+            text.contains("berth_tool_calls_total{tool=\"echo\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("berth_tool_calls_total{tool=\"echo\",outcome=\"timeout\"} 1"));
         assert!(text.contains("berth_plugins_loaded 3"));
         assert!(text.contains("berth_plugin_load_failures 1"));

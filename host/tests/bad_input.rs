@@ -12,7 +12,11 @@ use serde_json::Value;
 
 fn plugins_json(sandbox: &Sandbox) -> Value {
     let out = sandbox.run(&["plugins", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("plugins list --json prints JSON")
 }
 
@@ -36,8 +40,16 @@ fn broken_plugins_are_reported_and_the_rest_still_load() {
     let sandbox = Sandbox::with_fixtures(&["conformance", "greet-v9"]);
     let corrupt = sandbox.plugins().join("corrupt");
     std::fs::create_dir_all(&corrupt).unwrap();
-    std::fs::write(corrupt.join("plugin.wasm"), b"\0asm\x01\0\0\0garbage that is not a component").unwrap();
-    std::fs::write(corrupt.join("plugin.toml"), "name = 'corrupt'\nversion = '0.1.0'\nkind = 'tools'\napi = '^0.1'\n").unwrap();
+    std::fs::write(
+        corrupt.join("plugin.wasm"),
+        b"\0asm\x01\0\0\0garbage that is not a component",
+    )
+    .unwrap();
+    std::fs::write(
+        corrupt.join("plugin.toml"),
+        "name = 'corrupt'\nversion = '0.1.0'\nkind = 'tools'\napi = '^0.1'\n",
+    )
+    .unwrap();
 
     let greedy = sandbox.plugins().join("greedy");
     std::fs::create_dir_all(&greedy).unwrap();
@@ -50,27 +62,54 @@ fn broken_plugins_are_reported_and_the_rest_still_load() {
 
     let mislabelled = sandbox.plugins().join("mislabelled");
     std::fs::create_dir_all(&mislabelled).unwrap();
-    std::fs::copy(common::fixture_wasm("trap"), mislabelled.join("plugin.wasm")).unwrap();
-    std::fs::write(mislabelled.join("plugin.toml"), "name = 'mislabelled'\nversion = '0.1.0'\nkind = 'runner'\napi = '^0.1'\n")
-        .unwrap();
+    std::fs::copy(
+        common::fixture_wasm("trap"),
+        mislabelled.join("plugin.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        mislabelled.join("plugin.toml"),
+        "name = 'mislabelled'\nversion = '0.1.0'\nkind = 'runner'\napi = '^0.1'\n",
+    )
+    .unwrap();
 
     let orphan = sandbox.plugins().join("orphan.wasm");
     std::fs::copy(common::fixture_wasm("trap"), &orphan).unwrap();
 
     let list = plugins_json(&sandbox);
-    let loaded: Vec<&str> = list["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let loaded: Vec<&str> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(loaded, ["conformance"], "{list}");
 
     let reason = failure_for(&list, "corrupt");
-    assert!(reason.contains("not a valid WebAssembly component"), "{reason}");
+    assert!(
+        reason.contains("not a valid WebAssembly component"),
+        "{reason}"
+    );
     let reason = failure_for(&list, "greedy");
-    assert!(reason.contains("filesystem"), "unknown capability not named: {reason}");
+    assert!(
+        reason.contains("filesystem"),
+        "unknown capability not named: {reason}"
+    );
     let reason = failure_for(&list, "greet-v9");
-    assert!(reason.contains("9.0.0") && reason.contains("^0.1"), "versions not named: {reason}");
+    assert!(
+        reason.contains("9.0.0") && reason.contains("^0.1"),
+        "versions not named: {reason}"
+    );
     let reason = failure_for(&list, "mislabelled");
-    assert!(reason.contains("`runner`") && reason.contains("tools world"), "{reason}");
+    assert!(
+        reason.contains("`runner`") && reason.contains("tools world"),
+        "{reason}"
+    );
     let reason = failure_for(&list, "orphan.wasm");
-    assert!(reason.contains("orphan.toml"), "missing manifest not named: {reason}");
+    assert!(
+        reason.contains("orphan.toml"),
+        "missing manifest not named: {reason}"
+    );
 }
 
 #[test]
@@ -78,7 +117,11 @@ fn plugins_check_explains_a_bad_file_and_describes_a_good_one() {
     let sandbox = Sandbox::with_fixtures(&[]);
     let bad = sandbox.dir.path().join("bad.wasm");
     std::fs::write(&bad, b"not wasm at all").unwrap();
-    std::fs::write(bad.with_extension("toml"), "name = 'bad'\nversion = '0.1.0'\nkind = 'tools'\napi = '^0.1'\n").unwrap();
+    std::fs::write(
+        bad.with_extension("toml"),
+        "name = 'bad'\nversion = '0.1.0'\nkind = 'tools'\napi = '^0.1'\n",
+    )
+    .unwrap();
     let out = sandbox.run(&["plugins", "check", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("not a valid WebAssembly component"));
@@ -86,8 +129,19 @@ fn plugins_check_explains_a_bad_file_and_describes_a_good_one() {
 
     let wasm = common::fixture_wasm("probe-ungranted");
     let manifest = common::fixture_manifest("probe-ungranted");
-    let out = sandbox.run(&["plugins", "check", wasm.to_str().unwrap(), "--manifest", manifest.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sandbox.run(&[
+        "plugins",
+        "check",
+        wasm.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["kind"], "tools");
     assert_eq!(report["api"], "0.1.0");
@@ -102,10 +156,19 @@ fn tool_name_collisions_name_both_plugins() {
     let twin = sandbox.plugins().join("trap-twin");
     std::fs::create_dir_all(&twin).unwrap();
     std::fs::copy(common::fixture_wasm("trap"), twin.join("plugin.wasm")).unwrap();
-    std::fs::write(twin.join("plugin.toml"), "name = 'trap-twin'\nversion = '0.1.0'\nkind = 'tools'\napi = '^0.1'\n").unwrap();
+    std::fs::write(
+        twin.join("plugin.toml"),
+        "name = 'trap-twin'\nversion = '0.1.0'\nkind = 'tools'\napi = '^0.1'\n",
+    )
+    .unwrap();
     let list = plugins_json(&sandbox);
     let reason = failure_for(&list, "trap-twin");
-    assert!(reason.contains("`trap-twin`") && reason.contains("`trap`") && reason.contains("tool `trap`"), "{reason}");
+    assert!(
+        reason.contains("`trap-twin`")
+            && reason.contains("`trap`")
+            && reason.contains("tool `trap`"),
+        "{reason}"
+    );
 
     // Hiding the tool of one of them resolves the collision.
     sandbox.write_config("[tools]\ndeny = [\"trap\"]\n");
@@ -136,9 +199,15 @@ fn berth_call_rejects_bad_arguments_clearly() {
     assert!(!out.status.success());
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = result["content"][0]["text"].as_str().unwrap();
-    assert!(text.contains("/megabytes") && text.contains("integer"), "{text}");
+    assert!(
+        text.contains("/megabytes") && text.contains("integer"),
+        "{text}"
+    );
     let out = sandbox.run(&["call", "nope"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tool `nope`; available: huge_output"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown tool `nope`; available: huge_output")
+    );
     assert_no_panic(&out.stderr);
 }
 
@@ -163,9 +232,15 @@ fn malformed_json_rpc_on_stdio_gets_an_error_and_the_session_survives() {
     });
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
     writeln!(stdin, "{init}").unwrap();
-    let first = rx.recv_timeout(Duration::from_secs(60)).expect("initialize answered");
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("initialize answered");
     assert!(first.contains("\"id\":1"), "{first}");
-    writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#).unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .unwrap();
     writeln!(stdin, "{{this is not json").unwrap();
     writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list"}}"#).unwrap();
     let mut answered = false;
@@ -180,8 +255,15 @@ fn malformed_json_rpc_on_stdio_gets_an_error_and_the_session_survives() {
     }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert!(answered, "the session did not survive malformed input; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(parse_error, "no JSON-RPC parse error for the malformed line");
+    assert!(
+        answered,
+        "the session did not survive malformed input; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        parse_error,
+        "no JSON-RPC parse error for the malformed line"
+    );
     assert_no_panic(&out.stderr);
 }
 

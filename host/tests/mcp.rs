@@ -26,35 +26,74 @@ fn check_basic(results: &[Value]) {
     let tools = results[0]["tools"].as_array().expect("tools/list result");
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"test_simple_text"), "{names:?}");
-    assert!(tools.iter().all(|t| t["description"].as_str().is_some_and(|d| !d.is_empty())));
-    let simple = tools.iter().find(|t| t["name"] == "test_simple_text").unwrap();
+    assert!(
+        tools
+            .iter()
+            .all(|t| t["description"].as_str().is_some_and(|d| !d.is_empty()))
+    );
+    let simple = tools
+        .iter()
+        .find(|t| t["name"] == "test_simple_text")
+        .unwrap();
     assert_eq!(simple["annotations"]["readOnlyHint"], true);
 
-    assert_eq!(first_text(&results[1]), "This is a simple text response for testing.");
+    assert_eq!(
+        first_text(&results[1]),
+        "This is a simple text response for testing."
+    );
     assert_eq!(results[1]["result"]["isError"], false);
 
     let invalid = &results[2]["result"];
     assert_eq!(invalid["isError"], true, "{invalid}");
     let text = first_text(&results[2]);
-    assert!(text.starts_with("invalid-arguments:") && text.contains("hint:") && text.contains("message"), "{text}");
-    assert_eq!(invalid["_meta"]["berth/error"]["category"], "invalid-arguments");
+    assert!(
+        text.starts_with("invalid-arguments:")
+            && text.contains("hint:")
+            && text.contains("message"),
+        "{text}"
+    );
+    assert_eq!(
+        invalid["_meta"]["berth/error"]["category"],
+        "invalid-arguments"
+    );
 
-    assert_eq!(results[3]["code"], -32602, "unknown tool must be a JSON-RPC invalid-params error: {}", results[3]);
-    assert!(results[3]["error"].as_str().unwrap().contains("no_such_tool"));
+    assert_eq!(
+        results[3]["code"], -32602,
+        "unknown tool must be a JSON-RPC invalid-params error: {}",
+        results[3]
+    );
+    assert!(
+        results[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_tool")
+    );
 
     let progress = results[4]["progress"].as_array().unwrap();
-    assert!(progress.len() >= 3, "expected three progress notifications: {progress:?}");
-    let values: Vec<f64> = progress.iter().map(|p| p["progress"].as_f64().unwrap()).collect();
+    assert!(
+        progress.len() >= 3,
+        "expected three progress notifications: {progress:?}"
+    );
+    let values: Vec<f64> = progress
+        .iter()
+        .map(|p| p["progress"].as_f64().unwrap())
+        .collect();
     assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
     assert_eq!(progress[0]["total"], 100.0);
 
     let image = &results[5]["result"]["content"][0];
     assert_eq!(image["type"], "image");
     assert_eq!(image["mimeType"], "image/png");
-    assert!(image["data"].as_str().unwrap().starts_with("iVBORw0KGgo"), "PNG bytes base64-encoded: {image}");
+    assert!(
+        image["data"].as_str().unwrap().starts_with("iVBORw0KGgo"),
+        "PNG bytes base64-encoded: {image}"
+    );
 
     assert_eq!(results[6]["result"]["isError"], true);
-    assert_eq!(first_text(&results[6]), "This tool intentionally returns an error for testing");
+    assert_eq!(
+        first_text(&results[6]),
+        "This tool intentionally returns an error for testing"
+    );
 }
 
 #[test]
@@ -92,16 +131,35 @@ fn plugin_logs_reach_the_client_at_the_requested_level() {
         {"op": "call", "tool": "test_tool_with_logging"},
     ]);
     let results = drive(&py, stdio_job(&sandbox, "legacy", ops));
-    let logs: Vec<&str> = results[1]["logs"].as_array().unwrap().iter().map(|l| l["data"].as_str().unwrap()).collect();
-    assert_eq!(logs, ["Tool execution started", "Tool processing data", "Tool execution completed"]);
+    let logs: Vec<&str> = results[1]["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            "Tool execution started",
+            "Tool processing data",
+            "Tool execution completed"
+        ]
+    );
     assert_eq!(results[1]["logs"][0]["logger"], "conformance");
-    assert!(results[3]["logs"].as_array().unwrap().is_empty(), "info logs sent below the error level");
+    assert!(
+        results[3]["logs"].as_array().unwrap().is_empty(),
+        "info logs sent below the error level"
+    );
 
     // 2026-07-28: logs only when the request opts in with a level.
     let server = sandbox.serve_http(&[]);
     let call = json!([{"op": "call", "tool": "test_tool_with_logging"}]);
     let silent = drive(&py, http_job(&server, "2026-07-28", call.clone()));
-    assert!(silent[0]["logs"].as_array().unwrap().is_empty(), "{}", silent[0]);
+    assert!(
+        silent[0]["logs"].as_array().unwrap().is_empty(),
+        "{}",
+        silent[0]
+    );
     let mut job = http_job(&server, "2026-07-28", call);
     job["log_level"] = json!("info");
     let loud = drive(&py, job);
@@ -119,10 +177,20 @@ fn elicitation_ops() -> Value {
 fn check_elicitation(results: &[Value]) {
     let asked = &results[0]["elicitations"][0];
     assert_eq!(asked["message"], "Who are you?", "{}", results[0]);
-    assert_eq!(asked["requestedSchema"]["properties"]["email"]["type"], "string");
+    assert_eq!(
+        asked["requestedSchema"]["properties"]["email"]["type"],
+        "string"
+    );
     let text = first_text(&results[0]);
-    assert!(text.contains("action=accept") && text.contains("ada@example.com"), "{text}");
-    assert!(first_text(&results[1]).contains("action=decline"), "{}", results[1]);
+    assert!(
+        text.contains("action=accept") && text.contains("ada@example.com"),
+        "{text}"
+    );
+    assert!(
+        first_text(&results[1]).contains("action=decline"),
+        "{}",
+        results[1]
+    );
 }
 
 #[test]
@@ -130,11 +198,17 @@ fn elicitation_reaches_the_user_in_both_eras() {
     let Some(py) = python() else { return };
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
     sandbox.write_config("[policy.conformance]\nelicit = true\n");
-    check_elicitation(&drive(&py, stdio_job(&sandbox, "legacy", elicitation_ops())));
+    check_elicitation(&drive(
+        &py,
+        stdio_job(&sandbox, "legacy", elicitation_ops()),
+    ));
     let server = sandbox.serve_http(&[]);
     // 2026-07-28 has no server-to-client requests: the call returns
     // input-required and the client's retry carries the answer.
-    check_elicitation(&drive(&py, http_job(&server, "2026-07-28", elicitation_ops())));
+    check_elicitation(&drive(
+        &py,
+        http_job(&server, "2026-07-28", elicitation_ops()),
+    ));
 }
 
 #[test]
@@ -142,8 +216,15 @@ fn elicitation_without_the_grant_is_denied() {
     let Some(py) = python() else { return };
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
     let results = drive(&py, stdio_job(&sandbox, "legacy", elicitation_ops()));
-    assert!(results[0]["elicitations"].as_array().unwrap().is_empty(), "the user was asked without a grant");
-    assert_eq!(results[0]["result"]["_meta"]["berth/error"]["category"], "denied", "{}", results[0]);
+    assert!(
+        results[0]["elicitations"].as_array().unwrap().is_empty(),
+        "the user was asked without a grant"
+    );
+    assert_eq!(
+        results[0]["result"]["_meta"]["berth/error"]["category"], "denied",
+        "{}",
+        results[0]
+    );
     assert!(first_text(&results[0]).contains("elicit"));
 }
 
@@ -161,10 +242,25 @@ fn a_new_plugin_in_the_directory_is_loaded_and_announced() {
         {"op": "list_tools"},
     ]);
     let results = drive(&py, http_job(&server, "legacy", ops));
-    let before: Vec<&str> = results[0]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let before: Vec<&str> = results[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert!(!before.contains(&"trap"));
-    assert!(results[3]["notification"].is_object(), "no tools/list_changed: {}\nserver log:\n{}", results[3], server.log());
-    let after: Vec<&str> = results[4]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(
+        results[3]["notification"].is_object(),
+        "no tools/list_changed: {}\nserver log:\n{}",
+        results[3],
+        server.log()
+    );
+    let after: Vec<&str> = results[4]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert!(after.contains(&"trap"), "{after:?}");
 }
 
@@ -187,11 +283,17 @@ fn sighup_reloads_plugins() {
 /// Send one raw HTTP/1.1 request and return (status, body).
 fn raw_http(port: u16, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
@@ -211,23 +313,53 @@ fn http_checks_host_origin_and_token() {
     let server = sandbox.serve_http(&[]);
     let local = format!("127.0.0.1:{}", server.port);
     assert_eq!(post(server.port, &local, ""), 200);
-    assert_eq!(post(server.port, "evil.example.com", ""), 403, "foreign Host accepted");
-    assert_eq!(post(server.port, &local, "Origin: http://evil.example.com\r\n"), 403, "foreign Origin accepted");
-    assert_eq!(post(server.port, &local, &format!("Origin: http://{local}\r\n")), 200);
+    assert_eq!(
+        post(server.port, "evil.example.com", ""),
+        403,
+        "foreign Host accepted"
+    );
+    assert_eq!(
+        post(server.port, &local, "Origin: http://evil.example.com\r\n"),
+        403,
+        "foreign Origin accepted"
+    );
+    assert_eq!(
+        post(server.port, &local, &format!("Origin: http://{local}\r\n")),
+        200
+    );
 
-    let (status, body) = raw_http(server.port, &format!("GET /healthz HTTP/1.1\r\nHost: {local}\r\nConnection: close\r\n\r\n"));
+    let (status, body) = raw_http(
+        server.port,
+        &format!("GET /healthz HTTP/1.1\r\nHost: {local}\r\nConnection: close\r\n\r\n"),
+    );
     assert_eq!(status, 200);
     assert!(body.contains("\"status\":\"ok\""), "{body}");
-    let (status, body) = raw_http(server.port, &format!("GET /metrics HTTP/1.1\r\nHost: {local}\r\nConnection: close\r\n\r\n"));
+    let (status, body) = raw_http(
+        server.port,
+        &format!("GET /metrics HTTP/1.1\r\nHost: {local}\r\nConnection: close\r\n\r\n"),
+    );
     assert_eq!(status, 200);
-    assert!(body.contains("berth_plugins_loaded 1") && body.contains("berth_http_rejected_total 1"), "{body}");
+    assert!(
+        body.contains("berth_plugins_loaded 1") && body.contains("berth_http_rejected_total 1"),
+        "{body}"
+    );
 
     sandbox.write_config("[http]\ntoken = \"s3cret-token\"\n");
     let guarded = sandbox.serve_http(&[]);
     let local = format!("127.0.0.1:{}", guarded.port);
     assert_eq!(post(guarded.port, &local, ""), 401);
-    assert_eq!(post(guarded.port, &local, "Authorization: Bearer wrong\r\n"), 401);
-    assert_eq!(post(guarded.port, &local, "Authorization: Bearer s3cret-token\r\n"), 200);
+    assert_eq!(
+        post(guarded.port, &local, "Authorization: Bearer wrong\r\n"),
+        401
+    );
+    assert_eq!(
+        post(
+            guarded.port,
+            &local,
+            "Authorization: Bearer s3cret-token\r\n"
+        ),
+        200
+    );
 }
 
 #[test]
@@ -236,9 +368,16 @@ fn http_with_a_token_serves_the_python_client() {
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
     sandbox.write_config("[http]\ntoken = \"tok-123\"\n");
     let server = sandbox.serve_http(&[]);
-    let mut job = http_job(&server, "legacy", json!([{"op": "call", "tool": "test_simple_text"}]));
+    let mut job = http_job(
+        &server,
+        "legacy",
+        json!([{"op": "call", "tool": "test_simple_text"}]),
+    );
     job["token"] = json!("tok-123");
-    assert_eq!(first_text(&drive(&py, job)[0]), "This is a simple text response for testing.");
+    assert_eq!(
+        first_text(&drive(&py, job)[0]),
+        "This is a simple text response for testing."
+    );
 }
 
 #[test]
@@ -247,5 +386,8 @@ fn non_loopback_bind_without_a_token_is_refused() {
     let out = sandbox.run(&["serve", "--http", "0.0.0.0:0"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("without a bearer token") && stderr.contains("BERTH_TOKEN"), "{stderr}");
+    assert!(
+        stderr.contains("without a bearer token") && stderr.contains("BERTH_TOKEN"),
+        "{stderr}"
+    );
 }

@@ -46,7 +46,9 @@ macro_rules! plugin_adapter {
     ($guest:path, $export:ident, $plugin:ty) => {
         impl $guest for $export {
             fn describe() -> $crate::PluginInfo {
-                $crate::PluginInfo { description: <$plugin as $crate::Plugin>::description() }
+                $crate::PluginInfo {
+                    description: <$plugin as $crate::Plugin>::description(),
+                }
             }
             fn tools() -> ::std::vec::Vec<$crate::Tool> {
                 <$plugin as $crate::Plugin>::toolbox().list()
@@ -70,7 +72,9 @@ macro_rules! runner_adapter {
             fn info() -> $crate::RunnerInfo {
                 <$plugin as $crate::Runner>::info()
             }
-            fn plan(snippet: $crate::Snippet) -> ::std::result::Result<$crate::RunPlan, $crate::Error> {
+            fn plan(
+                snippet: $crate::Snippet,
+            ) -> ::std::result::Result<$crate::RunPlan, $crate::Error> {
                 <$plugin as $crate::Runner>::plan(snippet)
             }
         }
@@ -83,7 +87,9 @@ macro_rules! runner_adapter {
 macro_rules! sandbox_adapter {
     ($guest:path, $export:ident, $plugin:ty) => {
         impl $guest for $export {
-            fn create(spec: $crate::SandboxSpec) -> ::std::result::Result<::std::string::String, $crate::Error> {
+            fn create(
+                spec: $crate::SandboxSpec,
+            ) -> ::std::result::Result<::std::string::String, $crate::Error> {
                 <$plugin as $crate::Backend>::create_sandbox(spec)
             }
             fn put_files(
@@ -113,10 +119,14 @@ macro_rules! sandbox_adapter {
 macro_rules! workloads_adapter {
     ($guest:path, $export:ident, $plugin:ty) => {
         impl $guest for $export {
-            fn deploy(workload: $crate::Workload) -> ::std::result::Result<$crate::WorkloadStatus, $crate::Error> {
+            fn deploy(
+                workload: $crate::Workload,
+            ) -> ::std::result::Result<$crate::WorkloadStatus, $crate::Error> {
                 <$plugin as $crate::Backend>::deploy(workload)
             }
-            fn status(name: ::std::string::String) -> ::std::result::Result<$crate::WorkloadStatus, $crate::Error> {
+            fn status(
+                name: ::std::string::String,
+            ) -> ::std::result::Result<$crate::WorkloadStatus, $crate::Error> {
                 <$plugin as $crate::Backend>::status(name)
             }
             fn logs(
@@ -128,7 +138,8 @@ macro_rules! workloads_adapter {
             fn stop(name: ::std::string::String) -> ::std::result::Result<(), $crate::Error> {
                 <$plugin as $crate::Backend>::stop(name)
             }
-            fn list_workloads() -> ::std::result::Result<::std::vec::Vec<$crate::WorkloadStatus>, $crate::Error> {
+            fn list_workloads()
+            -> ::std::result::Result<::std::vec::Vec<$crate::WorkloadStatus>, $crate::Error> {
                 <$plugin as $crate::Backend>::list()
             }
         }
@@ -155,11 +166,15 @@ macro_rules! templates_adapter {
     };
 }
 
-pub use crate::{plugin_adapter, runner_adapter, sandbox_adapter, templates_adapter, workloads_adapter};
+pub use crate::{
+    plugin_adapter, runner_adapter, sandbox_adapter, templates_adapter, workloads_adapter,
+};
 
 /// Parse template parameters, naming the template on failure.
 pub fn parse_params(template: &str, params: &str) -> crate::Result<serde_json::Value> {
     serde_json::from_str(params).map_err(|err| {
-        crate::Error::invalid_input(format!("parameters of template `{template}` are not valid JSON: {err}"))
+        crate::Error::invalid_input(format!(
+            "parameters of template `{template}` are not valid JSON: {err}"
+        ))
     })
 }

@@ -67,9 +67,11 @@ pub fn elicit(message: &str, requested_schema: &str) -> Result<ElicitAnswer> {
 pub fn elicit_as<T: DeserializeOwned + JsonSchema>(message: &str) -> Result<Option<T>> {
     let schema = schemars::schema_for!(T).as_value().to_string();
     match elicit(message, &schema)? {
-        ElicitAnswer::Accept(json) => serde_json::from_str(&json)
-            .map(Some)
-            .map_err(|err| Error::failed(format!("the client's answer does not match the requested schema: {err}"))),
+        ElicitAnswer::Accept(json) => serde_json::from_str(&json).map(Some).map_err(|err| {
+            Error::failed(format!(
+                "the client's answer does not match the requested schema: {err}"
+            ))
+        }),
         ElicitAnswer::Decline | ElicitAnswer::Cancel => Ok(None),
     }
 }
@@ -159,6 +161,11 @@ pub mod process {
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u64>,
     ) -> Result<ProcessOutput> {
-        wit::run(&wit::RunRequest { command, files, stdin, timeout_ms })
+        wit::run(&wit::RunRequest {
+            command,
+            files,
+            stdin,
+            timeout_ms,
+        })
     }
 }

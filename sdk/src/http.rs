@@ -42,13 +42,18 @@ pub fn get(url: &str) -> Result<Response> {
 /// )?;
 /// # Ok::<(), berth_sdk::Error>(())
 /// ```
-pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response> {
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response> {
     let target = Target::parse(url)?;
     let fields = Fields::new();
     for (name, value) in headers {
-        fields
-            .append(name, value.as_bytes())
-            .map_err(|err| Error::invalid_input(format!("header `{name}` is not allowed: {err:?}")))?;
+        fields.append(name, value.as_bytes()).map_err(|err| {
+            Error::invalid_input(format!("header `{name}` is not allowed: {err:?}"))
+        })?;
     }
     let request = OutgoingRequest::new(fields);
     let method = match method.to_ascii_uppercase().as_str() {
@@ -62,12 +67,22 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
         other => Method::Other(other.to_string()),
     };
     let invalid = |part: &str| Error::invalid_input(format!("URL `{url}` has an invalid {part}"));
-    request.set_method(&method).map_err(|()| invalid("method"))?;
-    request.set_scheme(Some(&target.scheme)).map_err(|()| invalid("scheme"))?;
-    request.set_authority(Some(&target.authority)).map_err(|()| invalid("host"))?;
-    request.set_path_with_query(Some(&target.path)).map_err(|()| invalid("path"))?;
+    request
+        .set_method(&method)
+        .map_err(|()| invalid("method"))?;
+    request
+        .set_scheme(Some(&target.scheme))
+        .map_err(|()| invalid("scheme"))?;
+    request
+        .set_authority(Some(&target.authority))
+        .map_err(|()| invalid("host"))?;
+    request
+        .set_path_with_query(Some(&target.path))
+        .map_err(|()| invalid("path"))?;
 
-    let outgoing = request.body().map_err(|()| Error::failed("request body was already taken"))?;
+    let outgoing = request
+        .body()
+        .map_err(|()| Error::failed("request body was already taken"))?;
     let pending = outgoing_handler::handle(request, None).map_err(map_http_error)?;
     write_body(outgoing, body.unwrap_or_default())?;
 
@@ -79,8 +94,16 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
         .map_err(map_http_error)?;
     let headers = response.headers().entries();
     let status = response.status();
-    let body = read_body(response.consume().map_err(|()| Error::failed("response body was already taken"))?)?;
-    Ok(Response { status, headers, body })
+    let body = read_body(
+        response
+            .consume()
+            .map_err(|()| Error::failed("response body was already taken"))?,
+    )?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 struct Target {
@@ -91,9 +114,11 @@ struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Self> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| Error::invalid_input(format!("URL `{url}` has no scheme; expected http:// or https://")))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            Error::invalid_input(format!(
+                "URL `{url}` has no scheme; expected http:// or https://"
+            ))
+        })?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
             "https" => Scheme::Https,
@@ -113,17 +138,26 @@ impl Target {
             p if p.starts_with('?') => format!("/{p}"),
             p => p.to_string(),
         };
-        Ok(Self { scheme, authority: authority.to_string(), path })
+        Ok(Self {
+            scheme,
+            authority: authority.to_string(),
+            path,
+        })
     }
 }
 
 fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<()> {
     {
-        let stream = body.write().map_err(|()| Error::failed("request body stream was already taken"))?;
+        let stream = body
+            .write()
+            .map_err(|()| Error::failed("request body stream was already taken"))?;
         for chunk in bytes.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|err| Error::failed(format!("sending the request body failed: {}", stream_error(err))))?;
+            stream.blocking_write_and_flush(chunk).map_err(|err| {
+                Error::failed(format!(
+                    "sending the request body failed: {}",
+                    stream_error(err)
+                ))
+            })?;
         }
     }
     OutgoingBody::finish(body, None).map_err(map_http_error)
@@ -132,12 +166,19 @@ fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<()> {
 fn read_body(body: IncomingBody) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     {
-        let stream = body.stream().map_err(|()| Error::failed("response body stream was already taken"))?;
+        let stream = body
+            .stream()
+            .map_err(|()| Error::failed("response body stream was already taken"))?;
         loop {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => bytes.extend_from_slice(&chunk),
                 Err(StreamError::Closed) => break,
-                Err(err) => return Err(Error::failed(format!("reading the response failed: {}", stream_error(err)))),
+                Err(err) => {
+                    return Err(Error::failed(format!(
+                        "reading the response failed: {}",
+                        stream_error(err)
+                    )));
+                }
             }
         }
     }
@@ -154,11 +195,17 @@ fn stream_error(err: StreamError) -> String {
 
 fn map_http_error(err: ErrorCode) -> Error {
     match err {
-        ErrorCode::HttpRequestDenied => Error::Denied("the host's policy does not allow this URL".to_string()),
-        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::ConnectionWriteTimeout => {
+        ErrorCode::HttpRequestDenied => {
+            Error::Denied("the host's policy does not allow this URL".to_string())
+        }
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout => {
             Error::Timeout(format!("HTTP request timed out: {err:?}"))
         }
-        ErrorCode::DnsError(_) | ErrorCode::ConnectionRefused | ErrorCode::DestinationUnavailable => {
+        ErrorCode::DnsError(_)
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::DestinationUnavailable => {
             Error::Unavailable(format!("HTTP destination unreachable: {err:?}"))
         }
         other => Error::Failed(format!("HTTP request failed: {other:?}")),

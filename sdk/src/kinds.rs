@@ -2,7 +2,7 @@
 //! register it with the matching `export_*!` macro.
 
 use crate::{
-    Command, Error, File, RunPlan, ProcessOutput, Result, RunnerInfo, SandboxSpec, Snippet,
+    Command, Error, File, ProcessOutput, Result, RunPlan, RunnerInfo, SandboxSpec, Snippet,
     TemplateInfo, Toolbox, Workload, WorkloadStatus,
 };
 
@@ -85,7 +85,12 @@ pub trait Backend: Plugin {
     }
 
     /// Run a command in a sandbox.
-    fn exec(id: String, command: Command, stdin: Option<Vec<u8>>, timeout_ms: Option<u64>) -> Result<ProcessOutput> {
+    fn exec(
+        id: String,
+        command: Command,
+        stdin: Option<Vec<u8>>,
+        timeout_ms: Option<u64>,
+    ) -> Result<ProcessOutput> {
         let _ = (id, command, stdin, timeout_ms);
         Err(unsupported("sandboxes"))
     }
@@ -160,7 +165,12 @@ impl Command {
     /// assert_eq!(cmd.args, ["-V"]);
     /// ```
     pub fn new(program: impl Into<String>) -> Self {
-        Self { program: program.into(), args: Vec::new(), env: Vec::new(), cwd: None }
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+        }
     }
 
     /// Append one argument.
@@ -217,6 +227,10 @@ impl File {
     /// assert!(!file.executable);
     /// ```
     pub fn new(path: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
-        Self { path: path.into(), contents: contents.into(), executable: false }
+        Self {
+            path: path.into(),
+            contents: contents.into(),
+            executable: false,
+        }
     }
 }

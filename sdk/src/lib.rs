@@ -68,8 +68,7 @@ pub use bindings::berth::plugin::runner_types::{Environment, RunPlan, RunnerInfo
 
 /// Workloads, sandboxes and templates (`berth:plugin/workload-types`).
 pub use bindings::berth::plugin::workload_types::{
-    HealthCheck, McpTransport, Port, Resources, SandboxSpec, TemplateInfo, Workload,
-    WorkloadStatus,
+    HealthCheck, McpTransport, Port, Resources, SandboxSpec, TemplateInfo, Workload, WorkloadStatus,
 };
 
 /// Log severities for [`log`].

@@ -145,7 +145,8 @@ impl Toolbox {
     {
         let name = spec.name.clone();
         let tool = spec.into_tool(schema_of::<A>(), None);
-        self.tools.push((tool, Box::new(move |raw| handler(parse_args(&name, raw)?))));
+        self.tools
+            .push((tool, Box::new(move |raw| handler(parse_args(&name, raw)?))));
         self
     }
 
@@ -209,8 +210,11 @@ fn schema_of<T: JsonSchema>() -> String {
 }
 
 fn parse_args<A: DeserializeOwned>(tool: &str, raw: &str) -> Result<A> {
-    serde_json::from_str(raw)
-        .map_err(|err| Error::invalid_input(format!("arguments of `{tool}` do not match its schema: {err}")))
+    serde_json::from_str(raw).map_err(|err| {
+        Error::invalid_input(format!(
+            "arguments of `{tool}` do not match its schema: {err}"
+        ))
+    })
 }
 
 impl ToolOutput {
@@ -232,7 +236,11 @@ impl ToolOutput {
     /// assert_eq!(out.content.len(), 2);
     /// ```
     pub fn from_content(content: Vec<Content>) -> Self {
-        Self { content, structured: None, is_error: false }
+        Self {
+            content,
+            structured: None,
+            is_error: false,
+        }
     }
 
     /// A structured result: `value` as JSON text plus structured content.
@@ -244,7 +252,11 @@ impl ToolOutput {
     pub fn json<T: Serialize>(value: &T) -> Result<Self> {
         let json = serde_json::to_string(value)
             .map_err(|err| Error::failed(format!("result is not serializable: {err}")))?;
-        Ok(Self { content: vec![Content::Json(json.clone())], structured: Some(json), is_error: false })
+        Ok(Self {
+            content: vec![Content::Json(json.clone())],
+            structured: Some(json),
+            is_error: false,
+        })
     }
 
     /// A tool-level failure the agent should see and may act on (MCP
@@ -255,7 +267,11 @@ impl ToolOutput {
     /// assert!(out.is_error);
     /// ```
     pub fn failure(text: impl Into<String>) -> Self {
-        Self { content: vec![Content::Text(text.into())], structured: None, is_error: true }
+        Self {
+            content: vec![Content::Text(text.into())],
+            structured: None,
+            is_error: true,
+        }
     }
 
     /// Append one more content item.
@@ -278,7 +294,10 @@ impl Content {
     /// let image = berth_sdk::Content::image(vec![1, 2, 3], "image/png");
     /// ```
     pub fn image(data: Vec<u8>, mime_type: impl Into<String>) -> Self {
-        Content::Image(Media { data, mime_type: mime_type.into() })
+        Content::Image(Media {
+            data,
+            mime_type: mime_type.into(),
+        })
     }
 
     /// An audio clip from raw bytes.
@@ -287,7 +306,10 @@ impl Content {
     /// let clip = berth_sdk::Content::audio(vec![1, 2, 3], "audio/wav");
     /// ```
     pub fn audio(data: Vec<u8>, mime_type: impl Into<String>) -> Self {
-        Content::Audio(Media { data, mime_type: mime_type.into() })
+        Content::Audio(Media {
+            data,
+            mime_type: mime_type.into(),
+        })
     }
 }
 
@@ -326,6 +348,9 @@ mod tests {
     #[test]
     fn arguments_of_the_wrong_shape_name_the_tool() {
         let err = adder().call("add", r#"{"left": "x"}"#).unwrap_err();
-        assert!(matches!(&err, Error::InvalidInput(m) if m.contains("`add`")), "{err:?}");
+        assert!(
+            matches!(&err, Error::InvalidInput(m) if m.contains("`add`")),
+            "{err:?}"
+        );
     }
 }

@@ -11,7 +11,9 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::HostState;
-use crate::runtime::bindings::shared::berth::plugin::context::{self as wit, ElicitAnswer, LogLevel};
+use crate::runtime::bindings::shared::berth::plugin::context::{
+    self as wit, ElicitAnswer, LogLevel,
+};
 use crate::runtime::bindings::types::Error as WitError;
 
 /// Where a call's logs, progress and questions go: the MCP client, the CLI,
@@ -21,11 +23,16 @@ pub trait CallSink: Send + Sync {
     /// before the call's result.
     fn log(&self, level: LogLevel, message: String) -> BoxFuture<'_, ()>;
     /// Forward progress; resolves once it is sent.
-    fn progress(&self, done: f64, total: Option<f64>, message: Option<String>) -> BoxFuture<'_, ()>;
+    fn progress(&self, done: f64, total: Option<f64>, message: Option<String>)
+    -> BoxFuture<'_, ()>;
     /// Whether the caller gave up on this call.
     fn cancelled(&self) -> bool;
     /// Ask the user; `schema` is the requested JSON Schema.
-    fn elicit(&self, message: String, schema: serde_json::Value) -> BoxFuture<'_, Result<ElicitAnswer, WitError>>;
+    fn elicit(
+        &self,
+        message: String,
+        schema: serde_json::Value,
+    ) -> BoxFuture<'_, Result<ElicitAnswer, WitError>>;
 }
 
 /// A sink for calls nobody is listening to (load-time calls, tests): logs
@@ -42,7 +49,11 @@ impl CallSink for Unattended {
     fn cancelled(&self) -> bool {
         false
     }
-    fn elicit(&self, _: String, _: serde_json::Value) -> BoxFuture<'_, Result<ElicitAnswer, WitError>> {
+    fn elicit(
+        &self,
+        _: String,
+        _: serde_json::Value,
+    ) -> BoxFuture<'_, Result<ElicitAnswer, WitError>> {
         Box::pin(async { Err(WitError::Unavailable("no client is attached to ask".into())) })
     }
 }
@@ -75,7 +86,9 @@ fn clip(message: &str) -> &str {
 /// schema a JSON object schema.
 pub fn parse_elicitation(message: &str, schema: &str) -> Result<serde_json::Value, WitError> {
     if message.trim().is_empty() {
-        return Err(WitError::InvalidInput("elicitation message is empty".into()));
+        return Err(WitError::InvalidInput(
+            "elicitation message is empty".into(),
+        ));
     }
     let schema: serde_json::Value = serde_json::from_str(schema)
         .map_err(|e| WitError::InvalidInput(format!("elicitation schema is not JSON: {e}")))?;
@@ -95,9 +108,16 @@ impl wit::Host for HostState {
         Ok(())
     }
 
-    async fn progress(&mut self, done: f64, total: Option<f64>, message: Option<String>) -> wasmtime::Result<()> {
+    async fn progress(
+        &mut self,
+        done: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    ) -> wasmtime::Result<()> {
         if done.is_finite() && total.is_none_or(f64::is_finite) {
-            self.call.progress(done, total, message.as_deref().map(|m| clip(m).to_string())).await;
+            self.call
+                .progress(done, total, message.as_deref().map(|m| clip(m).to_string()))
+                .await;
         }
         Ok(())
     }
@@ -106,7 +126,11 @@ impl wit::Host for HostState {
         Ok(self.call.cancelled())
     }
 
-    async fn elicit(&mut self, message: String, requested_schema: String) -> wasmtime::Result<Result<ElicitAnswer, WitError>> {
+    async fn elicit(
+        &mut self,
+        message: String,
+        requested_schema: String,
+    ) -> wasmtime::Result<Result<ElicitAnswer, WitError>> {
         if !self.caller.grants.elicit {
             return Ok(Err(self.caller.denied("elicit")));
         }
@@ -147,7 +171,10 @@ impl IsTerminal for GuestOutput {
 
 impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LineLogger { out: self.clone(), line: Vec::new() })
+        Box::new(LineLogger {
+            out: self.clone(),
+            line: Vec::new(),
+        })
     }
 }
 
@@ -165,7 +192,11 @@ impl LineLogger {
 }
 
 impl tokio::io::AsyncWrite for LineLogger {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         for &byte in data {
             if byte == b'\n' || self.line.len() >= 4096 {
                 self.emit();
@@ -196,9 +227,17 @@ mod tests {
     #[test]
     fn elicitation_schema_must_be_an_object_schema() {
         assert!(parse_elicitation("Name?", r#"{"type":"object","properties":{}}"#).is_ok());
-        assert!(matches!(parse_elicitation("", r#"{"type":"object"}"#), Err(WitError::InvalidInput(_))));
-        assert!(matches!(parse_elicitation("Q", "not json"), Err(WitError::InvalidInput(_))));
-        assert!(matches!(parse_elicitation("Q", r#"{"type":"string"}"#), Err(WitError::InvalidInput(m)) if m.contains("object")));
+        assert!(matches!(
+            parse_elicitation("", r#"{"type":"object"}"#),
+            Err(WitError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            parse_elicitation("Q", "not json"),
+            Err(WitError::InvalidInput(_))
+        ));
+        assert!(
+            matches!(parse_elicitation("Q", r#"{"type":"string"}"#), Err(WitError::InvalidInput(m)) if m.contains("object"))
+        );
     }
 
     #[test]

@@ -63,11 +63,22 @@ impl Grants {
     /// (and reported by [`Grants::refused`]), not an error: the plugin still
     /// loads and its call fails with `denied` when it tries.
     pub fn intersect(requested: &Requested, policy: &Policy) -> Grants {
-        let allowed = |set: &BTreeSet<String>, item: &String| set.contains("*") || set.contains(item);
+        let allowed =
+            |set: &BTreeSet<String>, item: &String| set.contains("*") || set.contains(item);
         Grants {
-            process: requested.process.iter().filter(|p| allowed(&policy.process, p)).cloned().collect(),
+            process: requested
+                .process
+                .iter()
+                .filter(|p| allowed(&policy.process, p))
+                .cloned()
+                .collect(),
             state: requested.state && policy.state,
-            http: requested.http.iter().filter(|h| allowed(&policy.http, h)).cloned().collect(),
+            http: requested
+                .http
+                .iter()
+                .filter(|h| allowed(&policy.http, h))
+                .cloned()
+                .collect(),
             elicit: requested.elicit && policy.elicit,
         }
     }
@@ -75,11 +86,21 @@ impl Grants {
     /// Requests the policy did not grant, for the load report.
     pub fn refused(&self, requested: &Requested) -> Vec<String> {
         let mut refused = Vec::new();
-        refused.extend(requested.process.difference(&self.process).map(|p| format!("process:{p}")));
+        refused.extend(
+            requested
+                .process
+                .difference(&self.process)
+                .map(|p| format!("process:{p}")),
+        );
         if requested.state && !self.state {
             refused.push("state".into());
         }
-        refused.extend(requested.http.difference(&self.http).map(|h| format!("http:{h}")));
+        refused.extend(
+            requested
+                .http
+                .difference(&self.http)
+                .map(|h| format!("http:{h}")),
+        );
         if requested.elicit && !self.elicit {
             refused.push("elicit".into());
         }
@@ -122,26 +143,53 @@ mod tests {
 
     #[test]
     fn grants_are_the_intersection() {
-        let requested = Requested { process: set(&["podman", "sh"]), state: true, http: set(&["a.com"]), elicit: true };
-        let policy = Policy { process: set(&["podman"]), state: false, http: set(&["a.com", "b.com"]), elicit: true };
+        let requested = Requested {
+            process: set(&["podman", "sh"]),
+            state: true,
+            http: set(&["a.com"]),
+            elicit: true,
+        };
+        let policy = Policy {
+            process: set(&["podman"]),
+            state: false,
+            http: set(&["a.com", "b.com"]),
+            elicit: true,
+        };
         let grants = Grants::intersect(&requested, &policy);
         assert_eq!(grants.process, set(&["podman"]));
         assert!(!grants.state);
         assert_eq!(grants.http, set(&["a.com"]));
         assert!(grants.elicit);
-        assert_eq!(grants.refused(&requested), vec!["process:sh".to_string(), "state".to_string()]);
+        assert_eq!(
+            grants.refused(&requested),
+            vec!["process:sh".to_string(), "state".to_string()]
+        );
     }
 
     #[test]
     fn nothing_is_granted_by_default() {
-        let requested = Requested { process: set(&["sh"]), state: true, http: set(&["*"]), elicit: true };
-        assert_eq!(Grants::intersect(&requested, &Policy::default()), Grants::default());
+        let requested = Requested {
+            process: set(&["sh"]),
+            state: true,
+            http: set(&["*"]),
+            elicit: true,
+        };
+        assert_eq!(
+            Grants::intersect(&requested, &Policy::default()),
+            Grants::default()
+        );
     }
 
     #[test]
     fn wildcard_policy_allows_any_requested_item_but_not_unrequested_ones() {
-        let requested = Requested { process: set(&["python3"]), ..Default::default() };
-        let policy = Policy { process: set(&["*"]), ..Default::default() };
+        let requested = Requested {
+            process: set(&["python3"]),
+            ..Default::default()
+        };
+        let policy = Policy {
+            process: set(&["*"]),
+            ..Default::default()
+        };
         let grants = Grants::intersect(&requested, &policy);
         assert!(grants.allows_program("python3"));
         assert!(!grants.allows_program("sh"));
@@ -149,7 +197,10 @@ mod tests {
 
     #[test]
     fn http_patterns_match_subdomains_only_with_a_wildcard() {
-        let grants = Grants { http: set(&["*.example.com", "api.test"]), ..Default::default() };
+        let grants = Grants {
+            http: set(&["*.example.com", "api.test"]),
+            ..Default::default()
+        };
         assert!(grants.allows_http_host("x.example.com"));
         assert!(!grants.allows_http_host("example.com"));
         assert!(!grants.allows_http_host("evilexample.com"));

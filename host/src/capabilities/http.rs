@@ -22,16 +22,24 @@ impl GrantedHttp {
 
     /// Whether a request to `uri` may be sent.
     pub fn allows(&self, uri: &http::Uri) -> bool {
-        uri.host().is_some_and(|host| self.caller.grants.allows_http_host(host))
+        uri.host()
+            .is_some_and(|host| self.caller.grants.allows_http_host(host))
     }
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
-type SendFuture =
-    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>> + Send>;
+type SendFuture = Box<
+    dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
+        + Send,
+>;
 
 impl WasiHttpHooks for GrantedHttp {
-    fn send_request(&mut self, request: http::Request<WasiBody>, options: Option<RequestOptions>, _fut: IoFuture) -> SendFuture {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> SendFuture {
         if !self.allows(request.uri()) {
             tracing::warn!(plugin = %self.caller.plugin, uri = %request.uri(), "outgoing HTTP denied: host not granted");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
@@ -39,7 +47,10 @@ impl WasiHttpHooks for GrantedHttp {
         Box::new(async move {
             use http_body_util::BodyExt;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
         })
     }
 }
@@ -59,8 +70,14 @@ mod tests {
 
     #[test]
     fn only_granted_hosts_pass() {
-        let grants = Grants { http: ["api.example.com".to_string()].into(), ..Default::default() };
-        let hooks = GrantedHttp::new(Caller { plugin: "p".into(), grants: Arc::new(grants) });
+        let grants = Grants {
+            http: ["api.example.com".to_string()].into(),
+            ..Default::default()
+        };
+        let hooks = GrantedHttp::new(Caller {
+            plugin: "p".into(),
+            grants: Arc::new(grants),
+        });
         assert!(hooks.allows(&"https://api.example.com/v1".parse().unwrap()));
         assert!(!hooks.allows(&"https://example.com/".parse().unwrap()));
         assert!(!hooks.allows(&"http://127.0.0.1:8080/".parse().unwrap()));

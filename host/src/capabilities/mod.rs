@@ -16,8 +16,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::ProcessConfig;
-use crate::runtime::limits::CallLimiter;
 use crate::runtime::bindings::types::Error as WitError;
+use crate::runtime::limits::CallLimiter;
 use crate::state::Database;
 use context::CallSink;
 use grants::Grants;
@@ -38,7 +38,12 @@ impl HostServices {
     /// Services over `db`, with workspaces under `workspace_root`.
     pub fn new(db: Database, process: ProcessConfig, workspace_root: std::path::PathBuf) -> Self {
         let slots = process.max_concurrent.max(1);
-        Self { db, process, workspace_root, process_slots: tokio::sync::Semaphore::new(slots) }
+        Self {
+            db,
+            process,
+            workspace_root,
+            process_slots: tokio::sync::Semaphore::new(slots),
+        }
     }
 }
 
@@ -80,7 +85,12 @@ pub struct HostState {
 impl HostState {
     /// Fresh state for one call of `caller`, with `memory_bytes` of linear
     /// memory at most.
-    pub fn new(caller: Caller, services: Arc<HostServices>, call: Arc<dyn CallSink>, memory_bytes: usize) -> Self {
+    pub fn new(
+        caller: Caller,
+        services: Arc<HostServices>,
+        call: Arc<dyn CallSink>,
+        memory_bytes: usize,
+    ) -> Self {
         let mut wasi = WasiCtx::builder();
         // Plugin stdout/stderr become host log lines, never the MCP stdout.
         wasi.stdout(context::GuestOutput::new(caller.plugin.clone(), "stdout"))
@@ -104,13 +114,20 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
     }
 }
 

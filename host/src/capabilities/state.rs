@@ -12,7 +12,10 @@ fn check(caller: &Caller, key: &str) -> Result<(), WitError> {
         return Err(caller.denied("state"));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(WitError::InvalidInput(format!("state key is {} bytes; at most {MAX_KEY_BYTES} allowed", key.len())));
+        return Err(WitError::InvalidInput(format!(
+            "state key is {} bytes; at most {MAX_KEY_BYTES} allowed",
+            key.len()
+        )));
     }
     Ok(())
 }
@@ -86,14 +89,26 @@ mod tests {
     use crate::capabilities::grants::Grants;
 
     fn caller(state: bool) -> Caller {
-        Caller { plugin: "p".into(), grants: Arc::new(Grants { state, ..Default::default() }) }
+        Caller {
+            plugin: "p".into(),
+            grants: Arc::new(Grants {
+                state,
+                ..Default::default()
+            }),
+        }
     }
 
     #[test]
     fn ungranted_state_is_denied_and_untouched() {
         let db = Database::in_memory().unwrap();
-        assert!(matches!(set(&caller(false), &db, "k", b"v"), Err(WitError::Denied(_))));
-        assert!(matches!(get(&caller(false), &db, "k"), Err(WitError::Denied(_))));
+        assert!(matches!(
+            set(&caller(false), &db, "k", b"v"),
+            Err(WitError::Denied(_))
+        ));
+        assert!(matches!(
+            get(&caller(false), &db, "k"),
+            Err(WitError::Denied(_))
+        ));
         assert_eq!(db.keys("p", "").unwrap().len(), 0);
     }
 
@@ -101,7 +116,10 @@ mod tests {
     fn granted_state_round_trips() {
         let db = Database::in_memory().unwrap();
         set(&caller(true), &db, "k", b"v").unwrap();
-        assert_eq!(get(&caller(true), &db, "k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            get(&caller(true), &db, "k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
         assert_eq!(keys(&caller(true), &db, "").unwrap(), vec!["k"]);
         assert!(delete(&caller(true), &db, "k").unwrap());
     }
@@ -110,8 +128,13 @@ mod tests {
     fn oversized_keys_and_values_are_invalid_input() {
         let db = Database::in_memory().unwrap();
         let long_key = "k".repeat(MAX_KEY_BYTES + 1);
-        assert!(matches!(set(&caller(true), &db, &long_key, b"v"), Err(WitError::InvalidInput(_))));
+        assert!(matches!(
+            set(&caller(true), &db, &long_key, b"v"),
+            Err(WitError::InvalidInput(_))
+        ));
         let big = vec![0u8; MAX_VALUE_BYTES + 1];
-        assert!(matches!(set(&caller(true), &db, "k", &big), Err(WitError::InvalidInput(m)) if m.contains("`k`")));
+        assert!(
+            matches!(set(&caller(true), &db, "k", &big), Err(WitError::InvalidInput(m)) if m.contains("`k`"))
+        );
     }
 }

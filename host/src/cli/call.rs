@@ -25,7 +25,12 @@ impl CallSink for TerminalCall {
         Box::pin(async {})
     }
 
-    fn progress(&self, done: f64, total: Option<f64>, message: Option<String>) -> BoxFuture<'_, ()> {
+    fn progress(
+        &self,
+        done: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    ) -> BoxFuture<'_, ()> {
         if let Some(total) = total.filter(|t| *t > 0.0) {
             self.bar.set_length(total as u64);
         }
@@ -40,10 +45,16 @@ impl CallSink for TerminalCall {
         false
     }
 
-    fn elicit(&self, message: String, schema: serde_json::Value) -> BoxFuture<'_, Result<ElicitAnswer, WitError>> {
+    fn elicit(
+        &self,
+        message: String,
+        schema: serde_json::Value,
+    ) -> BoxFuture<'_, Result<ElicitAnswer, WitError>> {
         Box::pin(async move {
             if !std::io::stdin().is_terminal() {
-                return Err(WitError::Unavailable("berth call can only ask questions on an interactive terminal".into()));
+                return Err(WitError::Unavailable(
+                    "berth call can only ask questions on an interactive terminal".into(),
+                ));
             }
             let line = self.bar.suspend(|| {
                 eprintln!("{message}\nAnswer with a JSON object matching: {schema}\n(empty line to decline)");
@@ -51,7 +62,8 @@ impl CallSink for TerminalCall {
                 let mut line = String::new();
                 std::io::stdin().lock().read_line(&mut line).map(|_| line)
             });
-            let line = line.map_err(|e| WitError::Failed(format!("reading the answer failed: {e}")))?;
+            let line =
+                line.map_err(|e| WitError::Failed(format!("reading the answer failed: {e}")))?;
             if line.trim().is_empty() {
                 return Ok(ElicitAnswer::Decline);
             }
@@ -65,12 +77,19 @@ impl CallSink for TerminalCall {
 /// Call `tool` with `args` (a JSON object) and print the MCP result as JSON.
 /// Exit code 1 when the call failed or the tool reported an error.
 pub async fn call(host: &PluginHost, tool: &str, args: &str) -> anyhow::Result<ExitCode> {
-    let arguments: serde_json::Value = serde_json::from_str(args)
-        .map_err(|e| anyhow::anyhow!("--args is not valid JSON ({e}); expected an object such as '{{\"name\": \"x\"}}'"))?;
+    let arguments: serde_json::Value = serde_json::from_str(args).map_err(|e| {
+        anyhow::anyhow!(
+            "--args is not valid JSON ({e}); expected an object such as '{{\"name\": \"x\"}}'"
+        )
+    })?;
     if !arguments.is_object() {
         anyhow::bail!("--args must be a JSON object, got {arguments}");
     }
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
             .map_err(|e| anyhow::anyhow!("progress style: {e}"))?
@@ -85,7 +104,11 @@ pub async fn call(host: &PluginHost, tool: &str, args: &str) -> anyhow::Result<E
             (serde_json::to_value(convert::output(output))?, failed)
         }
         Err(ToolCallError::UnknownTool(name)) => {
-            let known: Vec<String> = host.registry().tools().map(|t| t.tool.name.clone()).collect();
+            let known: Vec<String> = host
+                .registry()
+                .tools()
+                .map(|t| t.tool.name.clone())
+                .collect();
             anyhow::bail!("unknown tool `{name}`; available: {}", known.join(", "));
         }
         Err(err) => (serde_json::to_value(convert::call_error(&err))?, true),
@@ -93,5 +116,9 @@ pub async fn call(host: &PluginHost, tool: &str, args: &str) -> anyhow::Result<E
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, &json)?;
     writeln!(stdout)?;
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -74,35 +74,57 @@ pub fn list_tools(host: &PluginHost, json: bool) -> anyhow::Result<()> {
     }
     for tool in registry.tools() {
         let first_line = tool.tool.description.lines().next().unwrap_or("");
-        println!("{:<32} {:<20} {first_line}", tool.tool.name, tool.plugin.name());
+        println!(
+            "{:<32} {:<20} {first_line}",
+            tool.tool.name,
+            tool.plugin.name()
+        );
     }
     Ok(())
 }
 
 /// Load one plugin file in isolation and report what the host sees.
-pub async fn check(mut config: Config, file: &Path, manifest: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn check(
+    mut config: Config,
+    file: &Path,
+    manifest: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let manifest_path = match manifest {
         Some(path) => path.to_path_buf(),
         None if file.with_extension("toml").is_file() => file.with_extension("toml"),
         None => file.with_file_name("plugin.toml"),
     };
-    let manifest_text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading manifest {} (pass --manifest to name it)", manifest_path.display()))?;
+    let manifest_text = std::fs::read_to_string(&manifest_path).with_context(|| {
+        format!(
+            "reading manifest {} (pass --manifest to name it)",
+            manifest_path.display()
+        )
+    })?;
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     config.bundled_plugins = false;
     config.plugin_dirs.clear();
     let host = PluginHost::start_with_db(config, crate::state::Database::in_memory()?).await?;
-    let source = Source { origin: Origin::File(file.to_path_buf()), manifest: manifest_text, wasm: wasm.into() };
+    let source = Source {
+        origin: Origin::File(file.to_path_buf()),
+        manifest: manifest_text,
+        wasm: wasm.into(),
+    };
     let (plugins, failures) = host.load_sources(vec![source]).await;
     if let Some(failure) = failures.first() {
         if json {
-            println!("{}", serde_json::to_string_pretty(&json!({ "ok": false, "error": failure.reason }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "ok": false, "error": failure.reason }))?
+            );
         } else {
             println!("{}: {}", file.display(), failure.reason);
         }
         return Ok(ExitCode::FAILURE);
     }
-    let plugin = plugins.first().context("the loader returned neither a plugin nor a failure")?;
+    let plugin = plugins
+        .first()
+        .context("the loader returned neither a plugin nor a failure")?;
     if json {
         let mut value = plugin_json(plugin);
         value["ok"] = json!(true);
@@ -111,10 +133,17 @@ pub async fn check(mut config: Config, file: &Path, manifest: Option<&Path>, jso
         println!("plugin    {} {}", plugin.name(), plugin.manifest.version);
         println!("world     {}", plugin.world.kind());
         println!("api       berth:plugin@{}", plugin.api_version);
-        println!("requested {}", serde_json::to_string(&plugin.manifest.capabilities)?);
+        println!(
+            "requested {}",
+            serde_json::to_string(&plugin.manifest.capabilities)?
+        );
         println!("granted   {}", serde_json::to_string(&*plugin.grants)?);
         for tool in &plugin.tools {
-            println!("tool      {} - {}", tool.name, tool.description.lines().next().unwrap_or(""));
+            println!(
+                "tool      {} - {}",
+                tool.name,
+                tool.description.lines().next().unwrap_or("")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

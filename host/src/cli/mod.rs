@@ -114,7 +114,8 @@ enum PluginCommand {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -140,7 +141,10 @@ impl Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -159,19 +163,42 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config();
     match cli.command {
-        Command::Plugin { command: PluginCommand::New { kind, name, dir, sdk } } => {
+        Command::Plugin {
+            command:
+                PluginCommand::New {
+                    kind,
+                    name,
+                    dir,
+                    sdk,
+                },
+        } => {
             scaffold::create(&kind, &name, &dir, sdk.as_deref())?;
         }
-        Command::Plugins { command: PluginsCommand::Check { file, manifest, json } } => {
+        Command::Plugins {
+            command:
+                PluginsCommand::Check {
+                    file,
+                    manifest,
+                    json,
+                },
+        } => {
             return inspect::check(config?, &file, manifest.as_deref(), json).await;
         }
-        Command::Plugins { command: PluginsCommand::List { json } } => {
+        Command::Plugins {
+            command: PluginsCommand::List { json },
+        } => {
             inspect::list_plugins(&*PluginHost::start(config?).await?, json)?;
         }
         Command::Tools { json } => inspect::list_tools(&*PluginHost::start(config?).await?, json)?,
-        Command::Call { tool, args } => return call::call(&*PluginHost::start(config?).await?, &tool, &args).await,
-        Command::Serve { http: Some(addr) } => transport::serve_http(PluginHost::start(config?).await?, addr).await?,
-        Command::Serve { http: None } => transport::serve_stdio(PluginHost::start(config?).await?).await?,
+        Command::Call { tool, args } => {
+            return call::call(&*PluginHost::start(config?).await?, &tool, &args).await;
+        }
+        Command::Serve { http: Some(addr) } => {
+            transport::serve_http(PluginHost::start(config?).await?, addr).await?
+        }
+        Command::Serve { http: None } => {
+            transport::serve_stdio(PluginHost::start(config?).await?).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -140,31 +140,49 @@ berth_sdk::export_template!({ty});
 "##;
 
 fn camel(name: &str) -> String {
-    name.split('-').map(|part| {
-        let mut chars = part.chars();
-        chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-    }).collect::<String>()
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<String>()
 }
 
 fn default_sdk() -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-    path.join("Cargo.toml").is_file().then(|| path.canonicalize().unwrap_or(path))
+    path.join("Cargo.toml")
+        .is_file()
+        .then(|| path.canonicalize().unwrap_or(path))
 }
 
 /// Write the crate `dir/name`.
 pub fn create(kind: &str, name: &str, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
     let world: World = serde_json::from_value(serde_json::Value::String(kind.to_string()))
-        .map_err(|_| anyhow::anyhow!("unknown plugin kind `{kind}`: expected tools, runner, backend or template"))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "unknown plugin kind `{kind}`: expected tools, runner, backend or template"
+            )
+        })?;
     let manifest = format!(
         "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"{kind}\"\napi = \"^{}.{}\"\ndescription = \"{name}\"\n{}",
         API_VERSION.major,
         API_VERSION.minor,
-        if world == World::Runner { "\n[capabilities]\nprocess = [\"sh\"]\n" } else { "" }
+        if world == World::Runner {
+            "\n[capabilities]\nprocess = [\"sh\"]\n"
+        } else {
+            ""
+        }
     );
     Manifest::parse(&manifest).map_err(|e| anyhow::anyhow!("{e}"))?;
     let root = dir.join(name);
     if root.exists() {
-        anyhow::bail!("{} already exists; choose another name or directory", root.display());
+        anyhow::bail!(
+            "{} already exists; choose another name or directory",
+            root.display()
+        );
     }
     let sdk_dep = match sdk.map(Path::to_path_buf).or_else(default_sdk) {
         Some(path) => format!("berth-sdk = {{ path = {:?} }}", path.display().to_string()),
@@ -189,10 +207,20 @@ pub fn create(kind: &str, name: &str, dir: &Path, sdk: Option<&Path>) -> anyhow:
         "# {name}\n\nA berth {kind} plugin.\n\n```sh\ncargo build --release --target wasm32-wasip2\nmkdir -p ~/.berth/plugins/{name}\ncp target/wasm32-wasip2/release/{}.wasm ~/.berth/plugins/{name}/plugin.wasm\ncp plugin.toml ~/.berth/plugins/{name}/\nberth --plugin-dir ~/.berth/plugins plugins list\n```\n",
         name.replace('-', "_")
     );
-    std::fs::create_dir_all(root.join("src")).with_context(|| format!("creating {}", root.display()))?;
-    for (file, contents) in [("Cargo.toml", cargo), ("plugin.toml", manifest), ("src/lib.rs", lib), ("README.md", readme)] {
+    std::fs::create_dir_all(root.join("src"))
+        .with_context(|| format!("creating {}", root.display()))?;
+    for (file, contents) in [
+        ("Cargo.toml", cargo),
+        ("plugin.toml", manifest),
+        ("src/lib.rs", lib),
+        ("README.md", readme),
+    ] {
         std::fs::write(root.join(file), contents).with_context(|| format!("writing {file}"))?;
     }
-    eprintln!("created {} ({kind} plugin); build it with: cd {} && cargo build --release --target wasm32-wasip2", root.display(), root.display());
+    eprintln!(
+        "created {} ({kind} plugin); build it with: cd {} && cargo build --release --target wasm32-wasip2",
+        root.display(),
+        root.display()
+    );
     Ok(())
 }

@@ -51,13 +51,17 @@ pub struct ProcessResult {
 pub fn resolve_program(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
     let is_executable = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     if program.contains('/') {
         let path = PathBuf::from(program);
         return (path.is_absolute() && is_executable(&path)).then_some(path);
     }
-    std::env::split_paths(path_var?).map(|dir| dir.join(program)).find(|p| is_executable(p))
+    std::env::split_paths(path_var?)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
 }
 
 /// Environment names a caller may not set: they would let a granted program
@@ -79,7 +83,11 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -147,7 +155,9 @@ fn kill_group(pgid: Option<i32>) {
 /// Read a stream to its end, keeping at most `cap` bytes; the rest is
 /// drained so the writer never blocks.
 async fn read_capped(stream: Option<impl AsyncRead + Unpin>, cap: usize) -> (Vec<u8>, bool) {
-    let Some(mut stream) = stream else { return (Vec::new(), false) };
+    let Some(mut stream) = stream else {
+        return (Vec::new(), false);
+    };
     let mut kept = Vec::new();
     let mut truncated = false;
     let mut buf = vec![0u8; 64 * 1024];
@@ -182,7 +192,12 @@ mod tests {
 
     #[tokio::test]
     async fn captures_exit_code_and_both_streams() {
-        let out = run(sh("echo out; echo err >&2; exit 3", 5_000, 1024), CancellationToken::new()).await.unwrap();
+        let out = run(
+            sh("echo out; echo err >&2; exit 3", 5_000, 1024),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.exit_code, Some(3));
         assert_eq!(out.stdout, b"out\n");
         assert_eq!(out.stderr, b"err\n");
@@ -191,14 +206,27 @@ mod tests {
 
     #[tokio::test]
     async fn environment_is_cleared() {
-        let out = run(sh("env", 5_000, 4096), CancellationToken::new()).await.unwrap();
+        let out = run(sh("env", 5_000, 4096), CancellationToken::new())
+            .await
+            .unwrap();
         let env = String::from_utf8(out.stdout).unwrap();
-        assert!(env.lines().all(|l| l.starts_with("PATH=") || l.starts_with("PWD=") || l.starts_with("SHLVL=") || l.starts_with('_')), "{env}");
+        assert!(
+            env.lines().all(|l| l.starts_with("PATH=")
+                || l.starts_with("PWD=")
+                || l.starts_with("SHLVL=")
+                || l.starts_with('_')),
+            "{env}"
+        );
     }
 
     #[tokio::test]
     async fn output_is_capped_and_reported() {
-        let out = run(sh("yes | head -c 100000", 5_000, 1000), CancellationToken::new()).await.unwrap();
+        let out = run(
+            sh("yes | head -c 100000", 5_000, 1000),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.stdout.len(), 1000);
         assert!(out.truncated);
     }
@@ -206,20 +234,40 @@ mod tests {
     #[tokio::test]
     async fn timeout_kills_the_whole_group() {
         let marker = tempfile::NamedTempFile::new().unwrap();
-        let script = format!("(sleep 30; echo late > {}) & sleep 30", marker.path().display());
-        let out = run(sh(&script, 300, 1024), CancellationToken::new()).await.unwrap();
+        let script = format!(
+            "(sleep 30; echo late > {}) & sleep 30",
+            marker.path().display()
+        );
+        let out = run(sh(&script, 300, 1024), CancellationToken::new())
+            .await
+            .unwrap();
         assert!(out.timed_out);
         assert_eq!(out.exit_code, None);
         assert!(out.duration < Duration::from_secs(10));
-        let survivors = std::process::Command::new("pgrep").args(["-f", "sleep 30"]).output().unwrap();
-        assert!(String::from_utf8_lossy(&survivors.stdout).trim().is_empty(), "group members survived");
+        let survivors = std::process::Command::new("pgrep")
+            .args(["-f", "sleep 30"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&survivors.stdout).trim().is_empty(),
+            "group members survived"
+        );
     }
 
     #[tokio::test]
     async fn background_children_do_not_hold_the_call_open() {
-        let out = run(sh("sleep 60 & echo started", 20_000, 1024), CancellationToken::new()).await.unwrap();
+        let out = run(
+            sh("sleep 60 & echo started", 20_000, 1024),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.stdout, b"started\n");
-        assert!(out.duration < Duration::from_secs(10), "waited for the background child: {:?}", out.duration);
+        assert!(
+            out.duration < Duration::from_secs(10),
+            "waited for the background child: {:?}",
+            out.duration
+        );
     }
 
     #[tokio::test]

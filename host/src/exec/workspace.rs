@@ -26,7 +26,8 @@ pub struct BadPath {
 impl Workspace {
     /// Create a workspace under `root` (created if missing).
     pub fn create(root: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(root).with_context(|| format!("creating workspace root {}", root.display()))?;
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating workspace root {}", root.display()))?;
         let dir = tempfile::Builder::new()
             .prefix(PREFIX)
             .tempdir_in(root)
@@ -41,7 +42,10 @@ impl Workspace {
 
     /// Resolve `relative` inside the workspace, refusing absolute paths and `..`.
     pub fn resolve(&self, relative: &str) -> Result<PathBuf, BadPath> {
-        let bad = |reason| BadPath { path: relative.to_string(), reason };
+        let bad = |reason| BadPath {
+            path: relative.to_string(),
+            reason,
+        };
         if relative.is_empty() {
             return Err(bad("it is empty"));
         }
@@ -65,7 +69,8 @@ impl Workspace {
     pub fn write(&self, relative: &str, contents: &[u8], executable: bool) -> anyhow::Result<()> {
         let path = self.resolve(relative)?;
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
         if executable {
@@ -79,7 +84,9 @@ impl Workspace {
 /// Remove workspaces left under `root` by a berth that did not exit cleanly.
 /// Returns how many were removed.
 pub fn sweep(root: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(root) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
     entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))

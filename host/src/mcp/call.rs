@@ -80,24 +80,36 @@ fn mcp_level(level: LogLevel) -> LoggingLevel {
 
 /// Build the MCP elicitation for a plugin's question; MCP accepts only flat
 /// objects of primitive properties.
-pub fn elicitation(message: String, schema: serde_json::Value) -> Result<ElicitRequestParams, WitError> {
+pub fn elicitation(
+    message: String,
+    schema: serde_json::Value,
+) -> Result<ElicitRequestParams, WitError> {
     let serde_json::Value::Object(object) = schema else {
-        return Err(WitError::InvalidInput("elicitation schema must be a JSON object".into()));
+        return Err(WitError::InvalidInput(
+            "elicitation schema must be a JSON object".into(),
+        ));
     };
     let requested_schema = ElicitationSchema::from_json_schema(object).map_err(|e| {
         WitError::InvalidInput(format!(
             "elicitation schema is not one MCP clients accept (flat object of string, number, integer, boolean or enum properties): {e}"
         ))
     })?;
-    Ok(ElicitRequestParams::FormElicitationParams { meta: None, message, requested_schema })
+    Ok(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message,
+        requested_schema,
+    })
 }
 
 /// The plugin-side answer for an MCP elicitation result.
 pub fn answer(result: ElicitResult) -> ElicitAnswer {
     match result.action {
-        ElicitationAction::Accept => {
-            ElicitAnswer::Accept(result.content.unwrap_or_else(|| serde_json::json!({})).to_string())
-        }
+        ElicitationAction::Accept => ElicitAnswer::Accept(
+            result
+                .content
+                .unwrap_or_else(|| serde_json::json!({}))
+                .to_string(),
+        ),
         ElicitationAction::Decline => ElicitAnswer::Decline,
         _ => ElicitAnswer::Cancel,
     }
@@ -108,17 +120,25 @@ impl CallSink for McpCall {
         Box::pin(async move {
             let level = mcp_level(level);
             if self.log_level.is_some_and(|min| rank(level) >= rank(min)) {
-                let params = LoggingMessageNotificationParam::new(level, serde_json::Value::String(message))
-                    .with_logger(self.logger.clone());
+                let params =
+                    LoggingMessageNotificationParam::new(level, serde_json::Value::String(message))
+                        .with_logger(self.logger.clone());
                 // A client that went away just misses the message.
                 let _ = self.peer.notify_logging_message(params).await;
             }
         })
     }
 
-    fn progress(&self, done: f64, total: Option<f64>, message: Option<String>) -> BoxFuture<'_, ()> {
+    fn progress(
+        &self,
+        done: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    ) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(token) = self.progress_token.clone() else { return };
+            let Some(token) = self.progress_token.clone() else {
+                return;
+            };
             let mut params = ProgressNotificationParam::new(token, done);
             if let Some(total) = total {
                 params = params.with_total(total);
@@ -134,16 +154,19 @@ impl CallSink for McpCall {
         self.cancel.is_cancelled()
     }
 
-    fn elicit(&self, message: String, schema: serde_json::Value) -> BoxFuture<'_, Result<ElicitAnswer, WitError>> {
+    fn elicit(
+        &self,
+        message: String,
+        schema: serde_json::Value,
+    ) -> BoxFuture<'_, Result<ElicitAnswer, WitError>> {
         Box::pin(async move {
             let params = elicitation(message, schema)?;
             match &self.asker {
                 Asker::Unavailable(why) => Err(WitError::Unavailable((*why).to_string())),
                 Asker::Direct(peer) => {
-                    let result = peer
-                        .create_elicitation(params)
-                        .await
-                        .map_err(|e| WitError::Failed(format!("the client did not answer the elicitation: {e}")))?;
+                    let result = peer.create_elicitation(params).await.map_err(|e| {
+                        WitError::Failed(format!("the client did not answer the elicitation: {e}"))
+                    })?;
                     Ok(answer(result))
                 }
                 Asker::Deferred(questions) => {
@@ -151,8 +174,14 @@ impl CallSink for McpCall {
                     questions
                         .send(Question { params, reply })
                         .await
-                        .map_err(|_| WitError::Failed("the call was abandoned before the user answered".into()))?;
-                    answer.await.map_err(|_| WitError::Failed("the question expired unanswered".into()))?
+                        .map_err(|_| {
+                            WitError::Failed(
+                                "the call was abandoned before the user answered".into(),
+                            )
+                        })?;
+                    answer
+                        .await
+                        .map_err(|_| WitError::Failed("the question expired unanswered".into()))?
                 }
             }
         })
@@ -168,14 +197,20 @@ mod tests {
         let flat = serde_json::json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
         assert!(elicitation("Name?".into(), flat).is_ok());
         let nested = serde_json::json!({"type":"object","properties":{"a":{"type":"object","properties":{}}}});
-        assert!(matches!(elicitation("Q".into(), nested), Err(WitError::InvalidInput(_))));
+        assert!(matches!(
+            elicitation("Q".into(), nested),
+            Err(WitError::InvalidInput(_))
+        ));
     }
 
     #[test]
     fn accept_without_content_is_an_empty_object() {
         let result = ElicitResult::new(ElicitationAction::Accept);
         assert!(matches!(answer(result), ElicitAnswer::Accept(json) if json == "{}"));
-        assert!(matches!(answer(ElicitResult::new(ElicitationAction::Decline)), ElicitAnswer::Decline));
+        assert!(matches!(
+            answer(ElicitResult::new(ElicitationAction::Decline)),
+            ElicitAnswer::Decline
+        ));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rmcp::model::{CallToolResult, ContentBlock, MetaObject, Resource, ResourceContents, Tool, ToolAnnotations};
+use rmcp::model::{
+    CallToolResult, ContentBlock, MetaObject, Resource, ResourceContents, Tool, ToolAnnotations,
+};
 use serde_json::{Value, json};
 
 use crate::runtime::bindings::types::{Content, ResourceBody, ToolHints, ToolOutput};
@@ -18,8 +20,12 @@ pub fn tool(entry: &RegisteredTool) -> Tool {
         .destructive(hints.contains(ToolHints::DESTRUCTIVE))
         .idempotent(hints.contains(ToolHints::IDEMPOTENT))
         .open_world(hints.contains(ToolHints::OPEN_WORLD));
-    let mut tool = Tool::new(entry.tool.name.clone(), entry.tool.description.clone(), entry.input_schema.clone())
-        .with_annotations(annotations);
+    let mut tool = Tool::new(
+        entry.tool.name.clone(),
+        entry.tool.description.clone(),
+        entry.input_schema.clone(),
+    )
+    .with_annotations(annotations);
     if let Some(title) = &entry.tool.title {
         tool = tool.with_title(title.clone());
     }
@@ -47,7 +53,9 @@ fn content(item: Content) -> ContentBlock {
         Content::Embedded(embedded) => {
             let contents = match embedded.body {
                 ResourceBody::Text(text) => ResourceContents::text(text, embedded.uri),
-                ResourceBody::Blob(bytes) => ResourceContents::blob(STANDARD.encode(&bytes), embedded.uri),
+                ResourceBody::Blob(bytes) => {
+                    ResourceContents::blob(STANDARD.encode(&bytes), embedded.uri)
+                }
             };
             let contents = match embedded.mime_type {
                 Some(mime) => contents.with_mime_type(mime),
@@ -61,11 +69,16 @@ fn content(item: Content) -> ContentBlock {
 /// A plugin's successful output as an MCP result.
 pub fn output(output: ToolOutput) -> CallToolResult {
     let blocks = output.content.into_iter().map(content).collect();
-    let mut result = if output.is_error { CallToolResult::error(blocks) } else { CallToolResult::success(blocks) };
+    let mut result = if output.is_error {
+        CallToolResult::error(blocks)
+    } else {
+        CallToolResult::success(blocks)
+    };
     if let Some(structured) = output.structured {
         // The plugin's own structured result; text that is not JSON is kept
         // as a string rather than dropped.
-        result.structured_content = Some(serde_json::from_str(&structured).unwrap_or(Value::String(structured)));
+        result.structured_content =
+            Some(serde_json::from_str(&structured).unwrap_or(Value::String(structured)));
     }
     result
 }
@@ -75,14 +88,19 @@ pub fn output(output: ToolOutput) -> CallToolResult {
 pub fn failure(category: &str, message: &str, hint: &str) -> CallToolResult {
     let text = format!("{category}: {message}\nhint: {hint}");
     let mut meta = serde_json::Map::new();
-    meta.insert("berth/error".into(), json!({ "category": category, "hint": hint }));
+    meta.insert(
+        "berth/error".into(),
+        json!({ "category": category, "hint": hint }),
+    );
     CallToolResult::error(vec![ContentBlock::text(text)]).with_meta(Some(MetaObject(meta)))
 }
 
 /// The result for a call error that is not a protocol error.
 pub fn call_error(err: &ToolCallError) -> CallToolResult {
     match err {
-        ToolCallError::UnknownTool(_) => failure("not-found", &err.to_string(), "List the tools first."),
+        ToolCallError::UnknownTool(_) => {
+            failure("not-found", &err.to_string(), "List the tools first.")
+        }
         ToolCallError::InvalidArguments { .. } => failure(
             "invalid-arguments",
             &err.to_string(),
@@ -94,7 +112,9 @@ pub fn call_error(err: &ToolCallError) -> CallToolResult {
 
 fn call_message(err: &CallError) -> String {
     match err {
-        CallError::Plugin(inner) => crate::runtime::limits::describe_wit_error(inner).1.to_string(),
+        CallError::Plugin(inner) => crate::runtime::limits::describe_wit_error(inner)
+            .1
+            .to_string(),
         other => other.to_string(),
     }
 }
@@ -107,7 +127,10 @@ mod tests {
     #[test]
     fn media_is_base64_encoded() {
         let out = output(ToolOutput {
-            content: vec![Content::Image(Media { data: vec![1, 2, 3], mime_type: "image/png".into() })],
+            content: vec![Content::Image(Media {
+                data: vec![1, 2, 3],
+                mime_type: "image/png".into(),
+            })],
             structured: None,
             is_error: false,
         });
@@ -141,6 +164,11 @@ mod tests {
         let json = serde_json::to_value(call_error(&err)).unwrap();
         assert_eq!(json["isError"], true);
         assert_eq!(json["_meta"]["berth/error"]["category"], "denied");
-        assert!(json["content"][0]["text"].as_str().unwrap().starts_with("denied: no\nhint: "));
+        assert!(
+            json["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("denied: no\nhint: ")
+        );
     }
 }

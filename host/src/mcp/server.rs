@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, ElicitationAction, InputResponses, CompleteRequestMethod, CompleteRequestParams, CompleteResult,
-    ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod, ListResourceTemplatesResult,
-    ListResourcesRequestMethod, ListResourcesResult, CallToolResponse, ElicitResult, Implementation, InputRequest,
-    InputRequiredResult, ListToolsResult, LoggingLevel, PaginatedRequestParams, ProtocolVersion, Request,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter, Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestMethod,
+    CompleteRequestParams, CompleteResult, ElicitResult, ElicitationAction, Implementation,
+    InputRequest, InputRequiredResult, InputResponses, ListPromptsRequestMethod, ListPromptsResult,
+    ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod,
+    ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams, ProtocolVersion,
+    Request, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
@@ -61,7 +62,11 @@ impl Shared {
         for peer in peers {
             let _ = peer.notify_tool_list_changed().await;
         }
-        let sinks: Vec<_> = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let sinks: Vec<_> = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for sink in sinks {
             let _ = sink.notify_tool_list_changed().await;
         }
@@ -86,7 +91,10 @@ impl Shared {
     }
 
     fn unpark(&self, token: &str) -> Option<Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(token)
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token)
     }
 }
 
@@ -102,7 +110,11 @@ pub struct BerthServer {
 impl BerthServer {
     /// A handler over `host`.
     pub fn new(host: Arc<PluginHost>, shared: Arc<Shared>) -> Self {
-        Self { host, shared, log_level: Arc::new(Mutex::new(LoggingLevel::Info)) }
+        Self {
+            host,
+            shared,
+            log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
+        }
     }
 
     /// Start the task that sends `tools/list_changed` after each reload that
@@ -118,15 +130,22 @@ impl BerthServer {
     }
 
     fn capabilities() -> ServerCapabilities {
-        ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_logging().build()
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_logging()
+            .build()
     }
 
-    async fn finish(result: Result<ToolOutput, ToolCallError>) -> Result<CallToolResponse, McpError> {
+    async fn finish(
+        result: Result<ToolOutput, ToolCallError>,
+    ) -> Result<CallToolResponse, McpError> {
         match result {
             Ok(output) => Ok(convert::output(output).into()),
-            Err(ToolCallError::UnknownTool(name)) => {
-                Err(McpError::invalid_params(format!("unknown tool `{name}`; list the available tools with tools/list"), None))
-            }
+            Err(ToolCallError::UnknownTool(name)) => Err(McpError::invalid_params(
+                format!("unknown tool `{name}`; list the available tools with tools/list"),
+                None,
+            )),
             Err(err) => Ok(convert::call_error(&err).into()),
         }
     }
@@ -164,15 +183,27 @@ impl BerthServer {
         }
     }
 
-    async fn resume(&self, request: &CallToolRequestParams, token: &str) -> Result<CallToolResponse, McpError> {
+    async fn resume(
+        &self,
+        request: &CallToolRequestParams,
+        token: &str,
+    ) -> Result<CallToolResponse, McpError> {
         let pending = self.shared.unpark(token).ok_or_else(|| {
-            McpError::invalid_params("requestState does not name a pending call (unknown, tampered with, or expired)", None)
+            McpError::invalid_params(
+                "requestState does not name a pending call (unknown, tampered with, or expired)",
+                None,
+            )
         })?;
-        let answer = request.input_responses.as_ref().and_then(|responses| pick_answer(responses, &pending.schema));
+        let answer = request
+            .input_responses
+            .as_ref()
+            .and_then(|responses| pick_answer(responses, &pending.schema));
         let Some(answer) = answer else {
             self.shared.park_as(token.to_string(), pending);
             return Err(McpError::invalid_params(
-                format!("inputResponses has no answer that matches the question's requestedSchema (expected key `{QUESTION_KEY}`)"),
+                format!(
+                    "inputResponses has no answer that matches the question's requestedSchema (expected key `{QUESTION_KEY}`)"
+                ),
                 None,
             ));
         };
@@ -194,7 +225,9 @@ fn requested_schema(question: &Question) -> serde_json::Value {
 /// our key, else the first elicitation result whose content fits the
 /// requested schema, so clients that re-key or add entries still get through.
 fn pick_answer(responses: &InputResponses, schema: &serde_json::Value) -> Option<ElicitAnswer> {
-    let ours = responses.get(QUESTION_KEY).and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok());
+    let ours = responses
+        .get(QUESTION_KEY)
+        .and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok());
     if let Some(result) = ours {
         return Some(call::answer(result));
     }
@@ -202,7 +235,10 @@ fn pick_answer(responses: &InputResponses, schema: &serde_json::Value) -> Option
     let fits = |value: &serde_json::Value| -> Option<ElicitAnswer> {
         let result: ElicitResult = serde_json::from_value(value.clone()).ok()?;
         if matches!(result.action, ElicitationAction::Accept) {
-            let content = result.content.clone().unwrap_or_else(|| serde_json::json!({}));
+            let content = result
+                .content
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({}));
             if validator.as_ref().is_some_and(|v| !v.is_valid(&content)) {
                 return None;
             }
@@ -220,10 +256,16 @@ impl ServerHandler for BerthServer {
                     .with_title("berth")
                     .with_description("MCP tools from WebAssembly plugins"),
             )
-            .with_instructions("Tools come from berth plugins; each tool's description says what it does.")
+            .with_instructions(
+                "Tools come from berth plugins; each tool's description says what it does.",
+            )
     }
 
-    async fn set_level(&self, request: SetLevelRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = request.level;
         Ok(())
     }
@@ -235,7 +277,9 @@ impl ServerHandler for BerthServer {
     ) -> Result<ListToolsResult, McpError> {
         let registry = self.host.registry();
         let tools: Vec<Tool> = registry.tools().map(|t| convert::tool(t)).collect();
-        Ok(ListToolsResult::with_all_items(tools).with_ttl_ms(0).with_cache_scope(CacheScope::Private))
+        Ok(ListToolsResult::with_all_items(tools)
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -255,11 +299,20 @@ impl ServerHandler for BerthServer {
         let plugin = registry
             .tool(&name)
             .map(|t| t.plugin.name().to_string())
-            .ok_or_else(|| McpError::invalid_params(format!("unknown tool `{name}`; list the available tools with tools/list"), None))?;
+            .ok_or_else(|| {
+                McpError::invalid_params(
+                    format!("unknown tool `{name}`; list the available tools with tools/list"),
+                    None,
+                )
+            })?;
         drop(registry);
         let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
-        let stateless = context.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
-        let can_elicit = context.client_capabilities().is_some_and(|c| c.elicitation.is_some());
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let can_elicit = context
+            .client_capabilities()
+            .is_some_and(|c| c.elicitation.is_some());
         let log_level = if stateless {
             context.meta.log_level()
         } else {
@@ -278,7 +331,9 @@ impl ServerHandler for BerthServer {
             let sink: Arc<dyn CallSink> = Arc::new(sink(Asker::Deferred(ask)));
             let host = self.host.clone();
             let task = tokio::spawn(async move { host.call_tool(&name, arguments, sink).await });
-            return self.drive(task, questions, request.input_responses.clone()).await;
+            return self
+                .drive(task, questions, request.input_responses.clone())
+                .await;
         }
         let asker = if !can_elicit {
             Asker::Unavailable("the client did not declare the elicitation capability")
@@ -313,26 +368,47 @@ impl ServerHandler for BerthServer {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Err(McpError::method_not_found::<ListResourceTemplatesRequestMethod>())
+        Err(McpError::method_not_found::<
+            ListResourceTemplatesRequestMethod,
+        >())
     }
 
-    async fn complete(&self, _: CompleteRequestParams, _: RequestContext<RoleServer>) -> Result<CompleteResult, McpError> {
+    async fn complete(
+        &self,
+        _: CompleteRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
         Err(McpError::method_not_found::<CompleteRequestMethod>())
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        self.shared.peers.lock().unwrap_or_else(|e| e.into_inner()).push(context.peer);
+        self.shared
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(context.peer);
     }
 
-    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
         Some(requested.supported_by(&Self::capabilities()))
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let sink = context.sink().clone();
-        self.shared.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).push(sink.clone());
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sink.clone());
         context.cancelled().await;
-        self.shared.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| s.id() != sink.id());
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| s.id() != sink.id());
         Ok(())
     }
 }
@@ -348,23 +424,31 @@ mod tests {
 
     #[test]
     fn our_key_wins_even_when_the_content_does_not_fit() {
-        let schema = json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let schema =
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
         let r = responses(json!({
             "other": {"action": "accept", "content": {"name": "x"}},
             QUESTION_KEY: {"action": "accept", "content": {"ok": true}},
         }));
-        assert!(matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("ok")));
+        assert!(
+            matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("ok"))
+        );
     }
 
     #[test]
     fn foreign_keys_are_matched_by_schema() {
-        let schema = json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let schema =
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
         let r = responses(json!({
             "another_unexpected": {"action": "accept", "content": {"baz": 123}},
             "user_name": {"action": "accept", "content": {"name": "Alice"}},
         }));
-        assert!(matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("Alice")));
-        let none = responses(json!({"x": {"action": "accept", "content": {"baz": 1}}, "y": "not a result"}));
+        assert!(
+            matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("Alice"))
+        );
+        let none = responses(
+            json!({"x": {"action": "accept", "content": {"baz": 1}}, "y": "not a result"}),
+        );
         assert!(pick_answer(&none, &schema).is_none());
     }
 }

@@ -30,7 +30,10 @@ pub async fn serve_stdio(host: Arc<PluginHost>) -> anyhow::Result<()> {
         .serve(stdio_with_parse_errors())
         .await
         .context("MCP handshake on stdio failed")?;
-    running.waiting().await.context("stdio session ended abnormally")?;
+    running
+        .waiting()
+        .await
+        .context("stdio session ended abnormally")?;
     Ok(())
 }
 
@@ -61,7 +64,11 @@ fn stdio_with_parse_errors() -> (tokio::io::DuplexStream, tokio::io::DuplexStrea
             }
             match serde_json::from_str::<serde_json::Value>(&line) {
                 Ok(_) => {
-                    if to_rmcp.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+                    if to_rmcp
+                        .write_all(format!("{line}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -79,7 +86,12 @@ fn stdio_with_parse_errors() -> (tokio::io::DuplexStream, tokio::io::DuplexStrea
                 reply = replies.next_line() => match reply { Ok(Some(line)) => line, _ => break },
                 Some(error) = errors.recv() => error,
             };
-            if stdout.write_all(format!("{line}\n").as_bytes()).await.is_err() || stdout.flush().await.is_err() {
+            if stdout
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .is_err()
+                || stdout.flush().await.is_err()
+            {
                 break;
             }
         }
@@ -101,13 +113,21 @@ impl Gate {
         if self.origins.iter().any(|o| o == origin) {
             return true;
         }
-        let Ok(uri) = origin.parse::<axum::http::Uri>() else { return false };
-        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        let Ok(uri) = origin.parse::<axum::http::Uri>() else {
+            return false;
+        };
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         self.hosts.iter().any(|h| h == host)
     }
 
     fn token_ok(&self, headers: &HeaderMap) -> bool {
-        let Some(expected) = &self.token else { return true };
+        let Some(expected) = &self.token else {
+            return true;
+        };
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -123,11 +143,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        if !gate.origin_allowed(origin) {
-            gate.host.metrics().record_rejected();
-            return (StatusCode::FORBIDDEN, format!("Origin `{origin}` is not allowed")).into_response();
-        }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !gate.origin_allowed(origin)
+    {
+        gate.host.metrics().record_rejected();
+        return (
+            StatusCode::FORBIDDEN,
+            format!("Origin `{origin}` is not allowed"),
+        )
+            .into_response();
     }
     if !gate.token_ok(headers) {
         gate.host.metrics().record_rejected();
@@ -143,15 +167,24 @@ async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Respon
         let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
             Ok(bytes) => bytes,
             Err(_) => {
-                return (StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {MAX_BODY_BYTES} bytes"))
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                )
                     .into_response();
             }
         };
         if let Err(err) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], parse_error(&err.to_string()))
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                parse_error(&err.to_string()),
+            )
                 .into_response();
         }
-        return next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+        return next
+            .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await;
     }
     next.run(request).await
 }
@@ -170,7 +203,10 @@ async fn healthz(State(host): State<Arc<PluginHost>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(host): State<Arc<PluginHost>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], host.metrics().render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        host.metrics().render(),
+    )
 }
 
 /// Serve streamable HTTP at `/mcp` (plus `/healthz` and `/metrics`) on
@@ -187,7 +223,12 @@ pub async fn serve_http(host: Arc<PluginHost>, addr: SocketAddr) -> anyhow::Resu
     if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
         hosts.push(addr.ip().to_string());
     }
-    let gate = Gate { token, hosts: hosts.clone(), origins: host.config().http.allowed_origins.clone(), host: host.clone() };
+    let gate = Gate {
+        token,
+        hosts: hosts.clone(),
+        origins: host.config().http.allowed_origins.clone(),
+        host: host.clone(),
+    };
 
     let shared = Arc::new(Shared::default());
     let _reloads = BerthServer::watch_reloads(&host, &shared);
@@ -204,12 +245,20 @@ pub async fn serve_http(host: Arc<PluginHost>, addr: SocketAddr) -> anyhow::Resu
         .route("/metrics", get(metrics))
         .with_state(host.clone())
         .layer(middleware::from_fn_with_state(gate, guard));
-    let app = axum::Router::new().route("/healthz", get(healthz)).with_state(host).merge(protected);
+    let app = axum::Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(host)
+        .merge(protected);
 
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local}/mcp");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("HTTP server failed")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
     Ok(())
 }
 

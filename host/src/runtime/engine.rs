@@ -19,7 +19,10 @@ pub const MAX_PLUGIN_MEMORY: usize = 4 << 30;
 /// Build the engine and start its epoch ticker.
 pub fn build() -> anyhow::Result<Engine> {
     let mut config = Config::new();
-    config.wasm_component_model(true).epoch_interruption(true).parallel_compilation(true);
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .parallel_compilation(true);
     let mut pool = PoolingAllocationConfig::new();
     // A Rust component holds a handful of core instances, tables and one
     // memory; these counts bound how many calls can be in flight at once.
@@ -31,7 +34,9 @@ pub fn build() -> anyhow::Result<Engine> {
         .max_memory_size(MAX_PLUGIN_MEMORY)
         .max_unused_warm_slots(64);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
+    let engine = Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("creating the wasmtime engine")?;
     start_ticker(&engine);
     Ok(engine)
 }
@@ -76,7 +81,10 @@ impl Compiler {
         let mut compat = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut compat);
         let engine_key = std::hash::Hasher::finish(&compat);
-        Some(dir.join(format!("{}-{engine_key:016x}.cwasm", hex::encode(hasher.finalize()))))
+        Some(dir.join(format!(
+            "{}-{engine_key:016x}.cwasm",
+            hex::encode(hasher.finalize())
+        )))
     }
 
     /// Compile `bytes` (or load their cached compilation). Returns the
@@ -89,18 +97,27 @@ impl Compiler {
             // into berth's own data directory.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
                 Ok(component) => return Ok((component, true)),
-                Err(err) => tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {err}"),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {err}")
+                }
             }
         }
         let Some(path) = cached else {
-            return Ok((Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?, false));
+            return Ok((
+                Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?,
+                false,
+            ));
         };
-        let native = self.engine.precompile_component(bytes).map_err(anyhow::Error::from)?;
+        let native = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(anyhow::Error::from)?;
         if let Err(err) = write_atomically(&path, &native) {
             tracing::warn!(path = %path.display(), "could not cache compiled plugin: {err:#}");
         }
         // SAFETY: `native` was produced by this engine just above.
-        let component = unsafe { Component::deserialize(&self.engine, &native) }.map_err(anyhow::Error::from)?;
+        let component = unsafe { Component::deserialize(&self.engine, &native) }
+            .map_err(anyhow::Error::from)?;
         Ok((component, false))
     }
 }

@@ -15,22 +15,38 @@ pub struct CallLimiter {
 impl CallLimiter {
     /// At most `memory_bytes` of linear memory.
     pub fn new(memory_bytes: usize) -> Self {
-        Self { memory_bytes, memory_exceeded: false }
+        Self {
+            memory_bytes,
+            memory_exceeded: false,
+        }
     }
 }
 
 impl ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.memory_exceeded = true;
             // Trap instead of returning -1: the guest cannot recover anyway
             // and a trap ends the call at once.
-            wasmtime::bail!("plugin memory limit of {} MiB reached", self.memory_bytes >> 20);
+            wasmtime::bail!(
+                "plugin memory limit of {} MiB reached",
+                self.memory_bytes >> 20
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 
@@ -86,7 +102,9 @@ pub enum CallError {
         reason: String,
     },
     /// The plugin returned more output than allowed.
-    #[error("plugin `{plugin}` returned {size} bytes of output, more than its limit of {limit} bytes")]
+    #[error(
+        "plugin `{plugin}` returned {size} bytes of output, more than its limit of {limit} bytes"
+    )]
     OutputTooLarge {
         /// Plugin.
         plugin: String,
@@ -139,7 +157,9 @@ impl CallError {
     /// What the caller could do about it.
     pub fn hint(&self) -> &'static str {
         match self {
-            CallError::Plugin(WitError::InvalidInput(_)) => "Fix the named argument and call again.",
+            CallError::Plugin(WitError::InvalidInput(_)) => {
+                "Fix the named argument and call again."
+            }
             CallError::Plugin(WitError::NotFound(_)) => "Check the name; list what exists first.",
             CallError::Plugin(WitError::Denied(_)) => {
                 "The operator must grant this capability in berth.toml; retrying will not help."
@@ -147,12 +167,24 @@ impl CallError {
             CallError::Plugin(WitError::Timeout(_)) | CallError::Timeout { .. } => {
                 "Retry with less work, or ask the operator to raise the plugin's timeout_ms."
             }
-            CallError::Plugin(WitError::Unavailable(_)) => "A system the tool needs is missing; install or start it.",
-            CallError::Plugin(WitError::Failed(_)) => "Read the message; retrying may help if the cause was transient.",
-            CallError::CpuLimit { .. } => "The plugin ran too long; retry with less work or raise cpu_ms.",
-            CallError::MemoryLimit { .. } => "The plugin needed too much memory; retry with less data or raise memory_mib.",
-            CallError::Crashed { .. } => "The plugin has a bug; report it to its authors. Other tools are unaffected.",
-            CallError::OutputTooLarge { .. } => "Ask for less output, or raise the plugin's max_output_bytes.",
+            CallError::Plugin(WitError::Unavailable(_)) => {
+                "A system the tool needs is missing; install or start it."
+            }
+            CallError::Plugin(WitError::Failed(_)) => {
+                "Read the message; retrying may help if the cause was transient."
+            }
+            CallError::CpuLimit { .. } => {
+                "The plugin ran too long; retry with less work or raise cpu_ms."
+            }
+            CallError::MemoryLimit { .. } => {
+                "The plugin needed too much memory; retry with less data or raise memory_mib."
+            }
+            CallError::Crashed { .. } => {
+                "The plugin has a bug; report it to its authors. Other tools are unaffected."
+            }
+            CallError::OutputTooLarge { .. } => {
+                "Ask for less output, or raise the plugin's max_output_bytes."
+            }
             CallError::Host { .. } => "Check berth's log on stderr for the cause.",
         }
     }

@@ -32,7 +32,9 @@ impl Source {
     fn label(&self) -> String {
         match &self.origin {
             Origin::Bundled => {
-                let name = Manifest::parse(&self.manifest).map(|m| m.name).unwrap_or_else(|_| "?".into());
+                let name = Manifest::parse(&self.manifest)
+                    .map(|m| m.name)
+                    .unwrap_or_else(|_| "?".into());
                 format!("bundled:{name}")
             }
             Origin::File(path) => path.display().to_string(),
@@ -44,7 +46,11 @@ impl Source {
 pub fn bundled_sources() -> Vec<Source> {
     BUNDLED
         .iter()
-        .map(|b| Source { origin: Origin::Bundled, manifest: b.manifest.to_string(), wasm: Cow::Borrowed(b.wasm) })
+        .map(|b| Source {
+            origin: Origin::Bundled,
+            manifest: b.manifest.to_string(),
+            wasm: Cow::Borrowed(b.wasm),
+        })
         .collect()
 }
 
@@ -56,7 +62,10 @@ pub fn directory_sources(dir: &Path) -> (Vec<Source>, Vec<LoadFailure>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            failures.push(LoadFailure { origin: dir.display().to_string(), reason: format!("cannot read plugin directory: {err}") });
+            failures.push(LoadFailure {
+                origin: dir.display().to_string(),
+                reason: format!("cannot read plugin directory: {err}"),
+            });
             return (sources, failures);
         }
     };
@@ -74,14 +83,23 @@ pub fn directory_sources(dir: &Path) -> (Vec<Source>, Vec<LoadFailure>) {
             continue;
         }
         let read = || -> anyhow::Result<Source> {
-            let manifest_text = std::fs::read_to_string(&manifest)
-                .with_context(|| format!("missing or unreadable manifest {}", manifest.display()))?;
-            let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
-            Ok(Source { origin: Origin::File(wasm.clone()), manifest: manifest_text, wasm: Cow::Owned(bytes) })
+            let manifest_text = std::fs::read_to_string(&manifest).with_context(|| {
+                format!("missing or unreadable manifest {}", manifest.display())
+            })?;
+            let bytes =
+                std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+            Ok(Source {
+                origin: Origin::File(wasm.clone()),
+                manifest: manifest_text,
+                wasm: Cow::Owned(bytes),
+            })
         };
         match read() {
             Ok(source) => sources.push(source),
-            Err(err) => failures.push(LoadFailure { origin: wasm.display().to_string(), reason: format!("{err:#}") }),
+            Err(err) => failures.push(LoadFailure {
+                origin: wasm.display().to_string(),
+                reason: format!("{err:#}"),
+            }),
         }
     }
     (sources, failures)
@@ -89,7 +107,11 @@ pub fn directory_sources(dir: &Path) -> (Vec<Source>, Vec<LoadFailure>) {
 
 /// Every source the config names, bundled first.
 pub fn all_sources(config: &Config) -> (Vec<Source>, Vec<LoadFailure>) {
-    let mut sources = if config.bundled_plugins { bundled_sources() } else { Vec::new() };
+    let mut sources = if config.bundled_plugins {
+        bundled_sources()
+    } else {
+        Vec::new()
+    };
     let mut failures = Vec::new();
     for dir in &config.plugin_dirs {
         let (more, failed) = directory_sources(dir);
@@ -135,7 +157,10 @@ pub async fn load(
                 }
                 plugins.push(plugin);
             }
-            Err(err) => failures.push(LoadFailure { origin: label, reason: format!("{err:#}") }),
+            Err(err) => failures.push(LoadFailure {
+                origin: label,
+                reason: format!("{err:#}"),
+            }),
         }
     }
     (plugins, failures, stats)
@@ -158,7 +183,15 @@ async fn load_one(
     let grants = Grants::intersect(&manifest.capabilities, &config.policy_for(&manifest.name));
     let limits = config.limits_for(&manifest.name);
     let name = manifest.name.clone();
-    let parts = PluginParts { manifest, component, origin: source.origin, grants, limits };
-    let plugin = Plugin::load(parts, linker, services.clone()).await.with_context(|| format!("plugin `{name}`"))?;
+    let parts = PluginParts {
+        manifest,
+        component,
+        origin: source.origin,
+        grants,
+        limits,
+    };
+    let plugin = Plugin::load(parts, linker, services.clone())
+        .await
+        .with_context(|| format!("plugin `{name}`"))?;
     Ok((plugin, cached))
 }

@@ -33,14 +33,17 @@ pub enum ManifestError {
     #[error("plugin.toml is invalid: {0}")]
     Parse(String),
     /// The name is not usable.
-    #[error("plugin name `{0}` is invalid: expected 1-64 characters of a-z, 0-9 and '-', starting with a letter or digit")]
+    #[error(
+        "plugin name `{0}` is invalid: expected 1-64 characters of a-z, 0-9 and '-', starting with a letter or digit"
+    )]
     Name(String),
 }
 
 impl Manifest {
     /// Parse and validate manifest text.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse(e.message().to_string()))?;
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Parse(e.message().to_string()))?;
         if !is_valid_name(&manifest.name) {
             return Err(ManifestError::Name(manifest.name));
         }
@@ -51,7 +54,9 @@ impl Manifest {
 fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= 64
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
@@ -80,9 +85,12 @@ mod tests {
 
     #[test]
     fn bad_names_and_kinds_are_refused() {
-        let err = Manifest::parse("name='Bad Name'\nversion='0.1.0'\nkind='tools'\napi='^0.1'\n").unwrap_err();
+        let err = Manifest::parse("name='Bad Name'\nversion='0.1.0'\nkind='tools'\napi='^0.1'\n")
+            .unwrap_err();
         assert!(matches!(err, ManifestError::Name(_)));
-        let err = Manifest::parse("name='x'\nversion='0.1.0'\nkind='gadget'\napi='^0.1'\n").unwrap_err().to_string();
+        let err = Manifest::parse("name='x'\nversion='0.1.0'\nkind='gadget'\napi='^0.1'\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gadget"), "{err}");
     }
 }

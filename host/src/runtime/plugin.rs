@@ -60,7 +60,10 @@ macro_rules! plugin_export {
 }
 
 impl WorldPre {
-    fn new(world: World, pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self> {
+    fn new(
+        world: World,
+        pre: wasmtime::component::InstancePre<HostState>,
+    ) -> wasmtime::Result<Self> {
         Ok(match world {
             World::Tools => WorldPre::Tools(tools::ToolsPluginPre::new(pre)?),
             World::Runner => WorldPre::Runner(runner::RunnerPluginPre::new(pre)?),
@@ -140,8 +143,18 @@ pub struct PluginParts {
 impl Plugin {
     /// Check the component's world and version against its manifest and
     /// this host, link it, and ask it for its description and tools.
-    pub async fn load(parts: PluginParts, linker: &Linker<HostState>, services: Arc<HostServices>) -> anyhow::Result<Plugin> {
-        let PluginParts { manifest, component, origin, grants, limits } = parts;
+    pub async fn load(
+        parts: PluginParts,
+        linker: &Linker<HostState>,
+        services: Arc<HostServices>,
+    ) -> anyhow::Result<Plugin> {
+        let PluginParts {
+            manifest,
+            component,
+            origin,
+            grants,
+            limits,
+        } = parts;
         let engine = linker.engine().clone();
         let component_type = component.component_type();
         let detected = world::detect(component_type.exports(&engine).map(|(name, _)| name))?;
@@ -203,23 +216,37 @@ impl Plugin {
     }
 
     /// Call one of the plugin's own tools with validated JSON arguments.
-    pub async fn call_tool(&self, tool: &str, arguments: &str, sink: Arc<dyn CallSink>) -> Result<ToolOutput, CallError> {
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: &str,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<ToolOutput, CallError> {
         let output = self
             .guarded(sink, async |instance, store| {
-                plugin_export!(instance, |guest| guest.call_call_tool(&mut *store, tool, arguments).await)
+                plugin_export!(instance, |guest| guest
+                    .call_call_tool(&mut *store, tool, arguments)
+                    .await)
             })
             .await?
             .map_err(CallError::Plugin)?;
         let size = output_size(&output);
         if size > self.limits.max_output_bytes {
-            return Err(CallError::OutputTooLarge { plugin: self.name().to_string(), size, limit: self.limits.max_output_bytes });
+            return Err(CallError::OutputTooLarge {
+                plugin: self.name().to_string(),
+                size,
+                limit: self.limits.max_output_bytes,
+            });
         }
         Ok(output)
     }
 
     /// A fresh store for one call, with the memory limit and CPU budget set.
     fn new_store(&self, sink: Arc<dyn CallSink>) -> Store<HostState> {
-        let caller = Caller { plugin: self.manifest.name.as_str().into(), grants: self.grants.clone() };
+        let caller = Caller {
+            plugin: self.manifest.name.as_str().into(),
+            grants: self.grants.clone(),
+        };
         let memory = (self.limits.memory_mib as usize) << 20;
         let state = HostState::new(caller, self.services.clone(), sink, memory);
         let mut store = Store::new(&self.engine, state);
@@ -231,7 +258,11 @@ impl Plugin {
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
             state.cpu_ticks += 1;
-            Ok(if state.cpu_ticks > budget { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+            Ok(if state.cpu_ticks > budget {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
         });
         store
     }
@@ -245,11 +276,17 @@ impl Plugin {
     ) -> Result<R, CallError> {
         let wall = Duration::from_millis(self.limits.timeout_ms);
         let started = tokio::time::Instant::now();
-        let timeout = || CallError::Timeout { plugin: self.name().to_string(), limit_ms: self.limits.timeout_ms };
+        let timeout = || CallError::Timeout {
+            plugin: self.name().to_string(),
+            limit_ms: self.limits.timeout_ms,
+        };
         let _permit = tokio::time::timeout(wall, self.slots.acquire())
             .await
             .map_err(|_| timeout())?
-            .map_err(|_| CallError::Host { plugin: self.name().to_string(), reason: "plugin is unloading".into() })?;
+            .map_err(|_| CallError::Host {
+                plugin: self.name().to_string(),
+                reason: "plugin is unloading".into(),
+            })?;
         let mut store = self.new_store(sink);
         let remaining = wall.saturating_sub(started.elapsed());
         let outcome = tokio::time::timeout(remaining, async {
@@ -267,12 +304,24 @@ impl Plugin {
     fn classify(&self, err: wasmtime::Error, state: &HostState) -> CallError {
         let plugin = self.name().to_string();
         if state.limits.memory_exceeded {
-            return CallError::MemoryLimit { plugin, limit_mib: self.limits.memory_mib };
+            return CallError::MemoryLimit {
+                plugin,
+                limit_mib: self.limits.memory_mib,
+            };
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::CpuLimit { plugin, limit_ms: self.limits.cpu_ms },
-            Some(trap) => CallError::Crashed { plugin, reason: trap.to_string() },
-            None => CallError::Host { plugin, reason: format!("{err:#}") },
+            Some(Trap::Interrupt) => CallError::CpuLimit {
+                plugin,
+                limit_ms: self.limits.cpu_ms,
+            },
+            Some(trap) => CallError::Crashed {
+                plugin,
+                reason: trap.to_string(),
+            },
+            None => CallError::Host {
+                plugin,
+                reason: format!("{err:#}"),
+            },
         }
     }
 }

@@ -84,7 +84,11 @@ impl PluginHost {
         if swept > 0 {
             tracing::info!(swept, "removed workspaces left by an earlier run");
         }
-        let services = Arc::new(HostServices::new(db, config.process.clone(), workspace_root));
+        let services = Arc::new(HostServices::new(
+            db,
+            config.process.clone(),
+            workspace_root,
+        ));
         let host = Arc::new(Self {
             config,
             compiler,
@@ -106,7 +110,10 @@ impl PluginHost {
 
     /// The current registry.
     pub fn registry(&self) -> Arc<Registry> {
-        self.registry.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Call metrics.
@@ -130,8 +137,14 @@ impl PluginHost {
         let _one_at_a_time = self.reload_lock.lock().await;
         let started = Instant::now();
         let (sources, mut failures) = loader::all_sources(&self.config);
-        let (plugins, load_failures, stats) =
-            loader::load(sources, &self.config, &self.compiler, &self.linker, &self.services).await;
+        let (plugins, load_failures, stats) = loader::load(
+            sources,
+            &self.config,
+            &self.compiler,
+            &self.linker,
+            &self.services,
+        )
+        .await;
         failures.extend(load_failures);
         let registry = Registry::build(plugins, failures, &self.config.tools);
         for failure in registry.failures() {
@@ -166,21 +179,45 @@ impl PluginHost {
 
     /// Load `sources` with this host's engine and policy, without adding
     /// them to the registry (for `berth plugins check`).
-    pub async fn load_sources(&self, sources: Vec<loader::Source>) -> (Vec<Plugin>, Vec<LoadFailure>) {
-        let (plugins, failures, _) = loader::load(sources, &self.config, &self.compiler, &self.linker, &self.services).await;
+    pub async fn load_sources(
+        &self,
+        sources: Vec<loader::Source>,
+    ) -> (Vec<Plugin>, Vec<LoadFailure>) {
+        let (plugins, failures, _) = loader::load(
+            sources,
+            &self.config,
+            &self.compiler,
+            &self.linker,
+            &self.services,
+        )
+        .await;
         (plugins, failures)
     }
 
     /// Validate `arguments` and call `tool`, recording the outcome.
-    pub async fn call_tool(&self, tool: &str, arguments: Value, sink: Arc<dyn CallSink>) -> Result<ToolOutput, ToolCallError> {
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Value,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<ToolOutput, ToolCallError> {
         let registry = self.registry();
-        let entry = registry.tool(tool).ok_or_else(|| ToolCallError::UnknownTool(tool.to_string()))?.clone();
+        let entry = registry
+            .tool(tool)
+            .ok_or_else(|| ToolCallError::UnknownTool(tool.to_string()))?
+            .clone();
         drop(registry);
         entry
             .validate(&arguments)
-            .map_err(|problems| ToolCallError::InvalidArguments { tool: tool.to_string(), problems })?;
+            .map_err(|problems| ToolCallError::InvalidArguments {
+                tool: tool.to_string(),
+                problems,
+            })?;
         let started = Instant::now();
-        let result = entry.plugin.call_tool(tool, &arguments.to_string(), sink).await;
+        let result = entry
+            .plugin
+            .call_tool(tool, &arguments.to_string(), sink)
+            .await;
         let elapsed = started.elapsed();
         let outcome = match &result {
             Ok(output) if output.is_error => "tool-error",
@@ -206,6 +243,13 @@ impl PluginHost {
 fn tool_signature(registry: &Registry) -> Vec<(String, String, Option<String>, String)> {
     registry
         .tools()
-        .map(|t| (t.tool.name.clone(), t.tool.input_schema.clone(), t.tool.output_schema.clone(), t.tool.description.clone()))
+        .map(|t| {
+            (
+                t.tool.name.clone(),
+                t.tool.input_schema.clone(),
+                t.tool.output_schema.clone(),
+                t.tool.description.clone(),
+            )
+        })
         .collect()
 }

@@ -42,10 +42,21 @@ impl RegisteredTool {
             .take(10)
             .map(|e| {
                 let at = e.instance_path.to_string();
-                format!("{}: {e}", if at.is_empty() { "(root)".to_string() } else { at })
+                format!(
+                    "{}: {e}",
+                    if at.is_empty() {
+                        "(root)".to_string()
+                    } else {
+                        at
+                    }
+                )
             })
             .collect();
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 
@@ -59,17 +70,29 @@ pub struct Registry {
 
 /// Whether `name` is a valid MCP tool name for berth.
 pub fn is_valid_tool_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn parse_schema(tool: &str, which: &str, text: &str) -> Result<serde_json::Map<String, Value>, String> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| format!("tool `{tool}` has an {which} schema that is not JSON: {e}"))?;
+fn parse_schema(
+    tool: &str,
+    which: &str,
+    text: &str,
+) -> Result<serde_json::Map<String, Value>, String> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| format!("tool `{tool}` has an {which} schema that is not JSON: {e}"))?;
     let Value::Object(map) = value else {
-        return Err(format!("tool `{tool}` has an {which} schema that is not a JSON object"));
+        return Err(format!(
+            "tool `{tool}` has an {which} schema that is not a JSON object"
+        ));
     };
     if map.get("type").and_then(Value::as_str) != Some("object") {
-        return Err(format!("tool `{tool}` has an {which} schema whose \"type\" is not \"object\""));
+        return Err(format!(
+            "tool `{tool}` has an {which} schema whose \"type\" is not \"object\""
+        ));
     }
     Ok(map)
 }
@@ -78,7 +101,11 @@ impl Registry {
     /// Build from loaded plugins (in load order) and earlier failures.
     /// A plugin whose name or any admitted tool name is already taken is
     /// refused whole, naming both owners.
-    pub fn build(plugins: Vec<Plugin>, mut failures: Vec<LoadFailure>, filter: &ToolFilter) -> Registry {
+    pub fn build(
+        plugins: Vec<Plugin>,
+        mut failures: Vec<LoadFailure>,
+        filter: &ToolFilter,
+    ) -> Registry {
         let mut registry = Registry::default();
         for plugin in plugins {
             let origin = plugin.origin.to_string();
@@ -94,7 +121,10 @@ impl Registry {
     fn admit(&mut self, plugin: Plugin, filter: &ToolFilter) -> Result<(), String> {
         let name = plugin.name().to_string();
         if let Some(existing) = self.plugins.get(&name) {
-            return Err(format!("plugin name `{name}` is already used by the plugin from {}", existing.origin));
+            return Err(format!(
+                "plugin name `{name}` is already used by the plugin from {}",
+                existing.origin
+            ));
         }
         let plugin = Arc::new(plugin);
         let mut admitted = Vec::new();
@@ -115,11 +145,21 @@ impl Registry {
                     owner.plugin.name()
                 ));
             }
-            if admitted.iter().any(|t: &RegisteredTool| t.tool.name == tool.name) {
-                return Err(format!("plugin `{name}` declares tool `{}` twice", tool.name));
+            if admitted
+                .iter()
+                .any(|t: &RegisteredTool| t.tool.name == tool.name)
+            {
+                return Err(format!(
+                    "plugin `{name}` declares tool `{}` twice",
+                    tool.name
+                ));
             }
             let input = parse_schema(&tool.name, "input", &tool.input_schema)?;
-            let output = tool.output_schema.as_deref().map(|s| parse_schema(&tool.name, "output", s)).transpose()?;
+            let output = tool
+                .output_schema
+                .as_deref()
+                .map(|s| parse_schema(&tool.name, "output", s))
+                .transpose()?;
             let validator = jsonschema::validator_for(&Value::Object(input.clone()))
                 .map_err(|e| format!("tool `{}` has an invalid input schema: {e}", tool.name))?;
             admitted.push(RegisteredTool {

@@ -50,13 +50,17 @@ pub struct Detected {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum WorldError {
     /// No `berth:plugin/plugin` export at all.
-    #[error("component does not export berth:plugin/plugin; it is not a berth plugin (exports: {0})")]
+    #[error(
+        "component does not export berth:plugin/plugin; it is not a berth plugin (exports: {0})"
+    )]
     NotAPlugin(String),
     /// Exports of different contract versions.
     #[error("component exports several berth:plugin versions: {0}")]
     MixedVersions(String),
     /// A version outside the supported range.
-    #[error("plugin was built for berth:plugin@{found}, but this host supports berth:plugin {supported} (API {host})")]
+    #[error(
+        "plugin was built for berth:plugin@{found}, but this host supports berth:plugin {supported} (API {host})"
+    )]
     Unsupported {
         /// The component's version.
         found: semver::Version,
@@ -66,7 +70,9 @@ pub enum WorldError {
         host: semver::Version,
     },
     /// Exports that match no world.
-    #[error("component exports {0}, which matches no berth world (tools, runner, backend, template)")]
+    #[error(
+        "component exports {0}, which matches no berth world (tools, runner, backend, template)"
+    )]
     UnknownWorld(String),
 }
 
@@ -78,28 +84,53 @@ pub fn detect<'a>(export_names: impl IntoIterator<Item = &'a str>) -> Result<Det
     let mut all = Vec::new();
     for name in export_names {
         all.push(name.to_string());
-        let Some(rest) = name.strip_prefix("berth:plugin/") else { continue };
+        let Some(rest) = name.strip_prefix("berth:plugin/") else {
+            continue;
+        };
         let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
         interfaces.push(interface.to_string());
-        if let Ok(version) = semver::Version::parse(version) {
-            if !versions.contains(&version) {
-                versions.push(version);
-            }
+        if let Ok(version) = semver::Version::parse(version)
+            && !versions.contains(&version)
+        {
+            versions.push(version);
         }
     }
     if !interfaces.iter().any(|i| i == "plugin") {
-        return Err(WorldError::NotAPlugin(if all.is_empty() { "none".into() } else { all.join(", ") }));
+        return Err(WorldError::NotAPlugin(if all.is_empty() {
+            "none".into()
+        } else {
+            all.join(", ")
+        }));
     }
     let version = match versions.as_slice() {
         [one] => one.clone(),
-        [] => return Err(WorldError::NotAPlugin("berth:plugin exports carry no version".into())),
-        many => return Err(WorldError::MixedVersions(many.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))),
+        [] => {
+            return Err(WorldError::NotAPlugin(
+                "berth:plugin exports carry no version".into(),
+            ));
+        }
+        many => {
+            return Err(WorldError::MixedVersions(
+                many.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
     };
     if !supported().matches(&version) {
-        return Err(WorldError::Unsupported { found: version, supported: supported(), host: API_VERSION });
+        return Err(WorldError::Unsupported {
+            found: version,
+            supported: supported(),
+            host: API_VERSION,
+        });
     }
     let has = |i: &str| interfaces.iter().any(|x| x == i);
-    let world = match (has("runner"), has("sandbox") || has("workloads"), has("templates")) {
+    let world = match (
+        has("runner"),
+        has("sandbox") || has("workloads"),
+        has("templates"),
+    ) {
         (false, false, false) => World::Tools,
         (true, false, false) => World::Runner,
         (false, true, false) if has("sandbox") && has("workloads") => World::Backend,
@@ -116,11 +147,31 @@ mod tests {
     #[test]
     fn detects_each_world() {
         let d = detect(["berth:plugin/plugin@0.1.0"]).unwrap();
-        assert_eq!(d, Detected { world: World::Tools, version: API_VERSION });
-        assert_eq!(detect(["berth:plugin/plugin@0.1.0", "berth:plugin/runner@0.1.0"]).unwrap().world, World::Runner);
-        let backend = ["berth:plugin/plugin@0.1.0", "berth:plugin/sandbox@0.1.0", "berth:plugin/workloads@0.1.0"];
+        assert_eq!(
+            d,
+            Detected {
+                world: World::Tools,
+                version: API_VERSION
+            }
+        );
+        assert_eq!(
+            detect(["berth:plugin/plugin@0.1.0", "berth:plugin/runner@0.1.0"])
+                .unwrap()
+                .world,
+            World::Runner
+        );
+        let backend = [
+            "berth:plugin/plugin@0.1.0",
+            "berth:plugin/sandbox@0.1.0",
+            "berth:plugin/workloads@0.1.0",
+        ];
         assert_eq!(detect(backend).unwrap().world, World::Backend);
-        assert_eq!(detect(["berth:plugin/plugin@0.1.2", "berth:plugin/templates@0.1.2"]).unwrap().world, World::Template);
+        assert_eq!(
+            detect(["berth:plugin/plugin@0.1.2", "berth:plugin/templates@0.1.2"])
+                .unwrap()
+                .world,
+            World::Template
+        );
     }
 
     #[test]
@@ -134,13 +185,20 @@ mod tests {
 
     #[test]
     fn refuses_non_plugins_and_odd_mixtures() {
-        assert!(matches!(detect(["wasi:cli/run@0.2.0"]), Err(WorldError::NotAPlugin(_))));
+        assert!(matches!(
+            detect(["wasi:cli/run@0.2.0"]),
+            Err(WorldError::NotAPlugin(_))
+        ));
         assert!(matches!(
             detect(["berth:plugin/plugin@0.1.0", "berth:plugin/runner@0.1.1"]),
             Err(WorldError::MixedVersions(_))
         ));
         assert!(matches!(
-            detect(["berth:plugin/plugin@0.1.0", "berth:plugin/runner@0.1.0", "berth:plugin/templates@0.1.0"]),
+            detect([
+                "berth:plugin/plugin@0.1.0",
+                "berth:plugin/runner@0.1.0",
+                "berth:plugin/templates@0.1.0"
+            ]),
             Err(WorldError::UnknownWorld(_))
         ));
     }

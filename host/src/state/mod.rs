@@ -35,9 +35,11 @@ impl Database {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
-        let conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
         Self::init(conn)
     }
 
@@ -68,20 +70,27 @@ impl Database {
              );",
         )
         .context("creating database schema")?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
-        let conn = self.conn.lock().map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
         Ok(f(&conn)?)
     }
 
     /// The value of `key` for `plugin`.
     pub fn get(&self, plugin: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         self.with(|c| {
-            c.query_row("SELECT value FROM plugin_state WHERE plugin = ?1 AND key = ?2", params![plugin, key], |r| {
-                r.get(0)
-            })
+            c.query_row(
+                "SELECT value FROM plugin_state WHERE plugin = ?1 AND key = ?2",
+                params![plugin, key],
+                |r| r.get(0),
+            )
             .optional()
         })
     }
@@ -101,7 +110,11 @@ impl Database {
     /// Delete `key` for `plugin`; whether it existed.
     pub fn delete(&self, plugin: &str, key: &str) -> anyhow::Result<bool> {
         self.with(|c| {
-            c.execute("DELETE FROM plugin_state WHERE plugin = ?1 AND key = ?2", params![plugin, key]).map(|n| n > 0)
+            c.execute(
+                "DELETE FROM plugin_state WHERE plugin = ?1 AND key = ?2",
+                params![plugin, key],
+            )
+            .map(|n| n > 0)
         })
     }
 
@@ -120,7 +133,12 @@ impl Database {
         self.with(|c| {
             c.execute(
                 "INSERT INTO audit (plugin, tool, outcome, duration_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![entry.plugin, entry.tool, entry.outcome, entry.duration_ms as i64],
+                params![
+                    entry.plugin,
+                    entry.tool,
+                    entry.outcome,
+                    entry.duration_ms as i64
+                ],
             )
             .map(drop)
         })
@@ -129,8 +147,9 @@ impl Database {
     /// The newest `limit` audit entries, newest first.
     pub fn recent_audit(&self, limit: usize) -> anyhow::Result<Vec<AuditEntry>> {
         self.with(|c| {
-            let mut stmt =
-                c.prepare("SELECT plugin, tool, outcome, duration_ms FROM audit ORDER BY id DESC LIMIT ?1")?;
+            let mut stmt = c.prepare(
+                "SELECT plugin, tool, outcome, duration_ms FROM audit ORDER BY id DESC LIMIT ?1",
+            )?;
             stmt.query_map(params![limit as i64], |r| {
                 Ok(AuditEntry {
                     plugin: r.get(0)?,
@@ -176,15 +195,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.db");
         Database::open(&path).unwrap().set("p", "k", b"v").unwrap();
-        assert_eq!(Database::open(&path).unwrap().get("p", "k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            Database::open(&path)
+                .unwrap()
+                .get("p", "k")
+                .unwrap()
+                .as_deref(),
+            Some(&b"v"[..])
+        );
     }
 
     #[test]
     fn audit_lists_newest_first() {
         let db = Database::in_memory().unwrap();
         for (i, tool) in ["one", "two"].iter().enumerate() {
-            db.audit(&AuditEntry { plugin: "p".into(), tool: tool.to_string(), outcome: "ok".into(), duration_ms: i as u64 })
-                .unwrap();
+            db.audit(&AuditEntry {
+                plugin: "p".into(),
+                tool: tool.to_string(),
+                outcome: "ok".into(),
+                duration_ms: i as u64,
+            })
+            .unwrap();
         }
         let recent = db.recent_audit(10).unwrap();
         assert_eq!(recent[0].tool, "two");

@@ -22,7 +22,9 @@ pub struct Sandbox {
 impl Sandbox {
     /// A sandbox whose plugin directory holds the named fixtures.
     pub fn with_fixtures(names: &[&str]) -> Sandbox {
-        let sandbox = Sandbox { dir: tempfile::tempdir().expect("tempdir") };
+        let sandbox = Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
         std::fs::create_dir_all(sandbox.plugins()).unwrap();
         for name in names {
             sandbox.add_fixture(name);
@@ -72,7 +74,11 @@ impl Sandbox {
 
     /// Run `berth <sandbox args> <args>` to completion.
     pub fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new(berth()).args(self.args()).args(args).output().expect("running berth")
+        Command::new(berth())
+            .args(self.args())
+            .args(args)
+            .output()
+            .expect("running berth")
     }
 
     /// The command line that serves stdio in this sandbox.
@@ -97,7 +103,10 @@ pub fn fixture_wasm(name: &str) -> PathBuf {
 
 /// Manifest of fixture `name`.
 pub fn fixture_manifest(name: &str) -> PathBuf {
-    Path::new(env!("BERTH_PLUGIN_SOURCES")).join("fixtures").join(name).join("plugin.toml")
+    Path::new(env!("BERTH_PLUGIN_SOURCES"))
+        .join("fixtures")
+        .join(name)
+        .join("plugin.toml")
 }
 
 /// A running HTTP server, killed on drop.
@@ -126,24 +135,45 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
-                    let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_string();
+                    let url = line[at + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
                     let _ = tx.send(url);
                 }
                 sink.lock().unwrap().push_str(&line);
                 sink.lock().unwrap().push('\n');
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("berth did not start listening; log:\n{}", log.lock().unwrap());
-        });
-        let port = url.rsplit(':').next().unwrap().trim_end_matches("/mcp").parse().unwrap();
-        Server { child, url, port, log }
+        let url = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "berth did not start listening; log:\n{}",
+                    log.lock().unwrap()
+                );
+            });
+        let port = url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/mcp")
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            url,
+            port,
+            log,
+        }
     }
 
     /// Resident memory of the server process, KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -172,7 +202,10 @@ pub fn python() -> Option<PathBuf> {
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")),
     ];
     for candidate in candidates.into_iter().flatten() {
-        let ok = Command::new(&candidate).args(["-c", "import mcp"]).output().is_ok_and(|o| o.status.success());
+        let ok = Command::new(&candidate)
+            .args(["-c", "import mcp"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         if ok {
             return Some(candidate);
         }
@@ -195,7 +228,12 @@ pub fn drive(python: &Path, job: Value) -> Vec<Value> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting the Python MCP driver");
-    child.stdin.take().unwrap().write_all(job.to_string().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(job.to_string().as_bytes())
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
@@ -207,8 +245,13 @@ pub fn drive(python: &Path, job: Value) -> Vec<Value> {
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "MCP driver failed\nstdout: {stdout}\nstderr (tail): {}", tail(&stderr, 4000));
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("driver printed non-JSON ({e}): {stdout}"))
+    assert!(
+        output.status.success(),
+        "MCP driver failed\nstdout: {stdout}\nstderr (tail): {}",
+        tail(&stderr, 4000)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("driver printed non-JSON ({e}): {stdout}"))
 }
 
 fn tail(text: &str, n: usize) -> &str {
@@ -232,5 +275,8 @@ pub fn http_job(server: &Server, mode: &str, ops: Value) -> Value {
 
 /// The text of the first content item of a call result.
 pub fn first_text(outcome: &Value) -> String {
-    outcome["result"]["content"][0]["text"].as_str().unwrap_or_default().to_string()
+    outcome["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -34,18 +34,32 @@ const SHARED: &[(&str, &str)] = &[
     ("berth:plugin/process@0.1.0", "berth::plugin::process"),
     ("berth:plugin/state@0.1.0", "berth::plugin::state"),
     ("wasi:http/types@0.2.12", "wasi::http::types"),
-    ("wasi:http/outgoing-handler@0.2.12", "wasi::http::outgoing_handler"),
+    (
+        "wasi:http/outgoing-handler@0.2.12",
+        "wasi::http::outgoing_handler",
+    ),
     ("wasi:io/poll@0.2.12", "wasi::io::poll"),
     ("wasi:io/error@0.2.12", "wasi::io::error"),
     ("wasi:io/streams@0.2.12", "wasi::io::streams"),
-    ("wasi:clocks/monotonic-clock@0.2.12", "wasi::clocks::monotonic_clock"),
+    (
+        "wasi:clocks/monotonic-clock@0.2.12",
+        "wasi::clocks::monotonic_clock",
+    ),
 ];
 
-/// Per world: extra shared interfaces, and the SDK adapter trait per export.
-fn world_parts(world: &str) -> Option<(&'static [(&'static str, &'static str)], &'static [&'static str])> {
-    const RUNNER_TYPES: &[(&str, &str)] = &[("berth:plugin/runner-types@0.1.0", "berth::plugin::runner_types")];
-    const WORKLOAD_TYPES: &[(&str, &str)] =
-        &[("berth:plugin/workload-types@0.1.0", "berth::plugin::workload_types")];
+/// `(WIT interface, SDK module)` pairs reused through `with`.
+type Mappings = &'static [(&'static str, &'static str)];
+
+/// Per world: extra shared interfaces, and the SDK adapter per export.
+fn world_parts(world: &str) -> Option<(Mappings, &'static [&'static str])> {
+    const RUNNER_TYPES: &[(&str, &str)] = &[(
+        "berth:plugin/runner-types@0.1.0",
+        "berth::plugin::runner_types",
+    )];
+    const WORKLOAD_TYPES: &[(&str, &str)] = &[(
+        "berth:plugin/workload-types@0.1.0",
+        "berth::plugin::workload_types",
+    )];
     Some(match world {
         "tools-plugin" => (&[], &["plugin"]),
         "runner-plugin" => (RUNNER_TYPES, &["plugin", "runner"]),
@@ -76,8 +90,9 @@ pub fn export_world(input: TokenStream) -> TokenStream {
     let wit_path = wit_dir.to_string_lossy().into_owned();
 
     let with_entries = SHARED.iter().chain(extra.iter()).map(|(key, module)| {
-        let path: syn::Path = syn::parse_str(&format!("::berth_sdk::__private::bindings::{module}"))
-            .expect("SHARED holds valid Rust paths");
+        let path: syn::Path =
+            syn::parse_str(&format!("::berth_sdk::__private::bindings::{module}"))
+                .expect("SHARED holds valid Rust paths");
         quote! { #key: #path, }
     });
     // Each export interface has a generated `Guest` trait; the SDK provides a
