@@ -77,6 +77,11 @@ fn each_hostile_call_fails_alone_while_good_calls_succeed() {
         results[1]
     );
     assert_eq!(category(&results[2]), "crashed", "{}", results[2]);
+    assert!(
+        first_text(&results[2]).contains("fixture panicked on purpose"),
+        "panic message missing: {}",
+        results[2]
+    );
     assert_eq!(category(&results[3]), "memory-limit", "{}", results[3]);
     assert!(
         first_text(&results[3]).contains("256 MiB"),

@@ -154,12 +154,26 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
 pub struct GuestOutput {
     plugin: Arc<str>,
     stream: &'static str,
+    tail: Option<Arc<std::sync::Mutex<String>>>,
 }
+
+/// How much of a call's stderr is kept for crash reports, bytes.
+const TAIL_BYTES: usize = 2048;
 
 impl GuestOutput {
     /// Output of `plugin` on `stream` (`stdout` or `stderr`).
     pub fn new(plugin: Arc<str>, stream: &'static str) -> Self {
-        Self { plugin, stream }
+        Self {
+            plugin,
+            stream,
+            tail: None,
+        }
+    }
+
+    /// Also keep the last lines in `tail` (for the message of a crash).
+    pub fn keeping_tail(mut self, tail: Arc<std::sync::Mutex<String>>) -> Self {
+        self.tail = Some(tail);
+        self
     }
 }
 
@@ -187,6 +201,18 @@ impl LineLogger {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
         tracing::info!(plugin = %self.out.plugin, stream = self.out.stream, "{}", text.trim_end());
+        if let Some(tail) = &self.out.tail {
+            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+            tail.push_str(text.trim_end());
+            tail.push('\n');
+            if tail.len() > TAIL_BYTES {
+                let mut cut = tail.len() - TAIL_BYTES;
+                while !tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                tail.drain(..cut);
+            }
+        }
         self.line.clear();
     }
 }

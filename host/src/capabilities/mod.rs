@@ -74,6 +74,8 @@ pub struct HostState {
     pub limits: CallLimiter,
     /// Epoch ticks this call has spent executing wasm.
     pub cpu_ticks: u64,
+    /// The last lines the plugin wrote to stderr (a panic message, say).
+    pub stderr_tail: Arc<std::sync::Mutex<String>>,
     /// The plugin making calls.
     pub caller: Caller,
     /// Shared services.
@@ -91,10 +93,14 @@ impl HostState {
         call: Arc<dyn CallSink>,
         memory_bytes: usize,
     ) -> Self {
+        let stderr_tail = Arc::new(std::sync::Mutex::new(String::new()));
         let mut wasi = WasiCtx::builder();
         // Plugin stdout/stderr become host log lines, never the MCP stdout.
         wasi.stdout(context::GuestOutput::new(caller.plugin.clone(), "stdout"))
-            .stderr(context::GuestOutput::new(caller.plugin.clone(), "stderr"))
+            .stderr(
+                context::GuestOutput::new(caller.plugin.clone(), "stderr")
+                    .keeping_tail(stderr_tail.clone()),
+            )
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -105,6 +111,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits: CallLimiter::new(memory_bytes),
             cpu_ticks: 0,
+            stderr_tail,
             caller,
             services,
             call,

@@ -42,8 +42,9 @@ pub struct Cli {
 enum Command {
     /// Serve MCP: on stdio by default, or streamable HTTP with --http.
     Serve {
-        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio.
-        #[arg(long, value_name = "ADDR")]
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio
+        /// (`--http` alone: 127.0.0.1:8765).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8765")]
         http: Option<SocketAddr>,
     },
     /// Inspect plugins.

@@ -314,10 +314,22 @@ impl Plugin {
                 plugin,
                 limit_ms: self.limits.cpu_ms,
             },
-            Some(trap) => CallError::Crashed {
-                plugin,
-                reason: trap.to_string(),
-            },
+            Some(trap) => {
+                // A Rust guest prints its panic message to stderr before it
+                // aborts; it is the most useful part of the report.
+                let tail = state
+                    .stderr_tail
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .trim()
+                    .to_string();
+                let reason = if tail.is_empty() {
+                    trap.to_string()
+                } else {
+                    format!("{trap}; the plugin's last output: {tail}")
+                };
+                CallError::Crashed { plugin, reason }
+            }
             None => CallError::Host {
                 plugin,
                 reason: format!("{err:#}"),
