@@ -40,11 +40,12 @@ fn fixture_dir() -> tempfile::TempDir {
 }
 
 fn config(dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.join("data");
-    config.plugin_dirs = vec![dir.join("plugins")];
-    config.bundled_plugins = false;
-    config
+    Config {
+        data_dir: dir.join("data"),
+        plugin_dirs: vec![dir.join("plugins")],
+        bundled_plugins: false,
+        ..Config::default()
+    }
 }
 
 fn calls(c: &mut Criterion) {
@@ -105,6 +106,8 @@ fn serve(dir: &Path) -> Server {
             return Server(child, port);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("berth did not start");
 }
 

@@ -66,6 +66,8 @@ pub struct Config {
     pub plugin_limits: BTreeMap<String, LimitsOverride>,
     /// Host-wide caps on processes started for plugins.
     pub process: ProcessConfig,
+    /// Snippet runs (`run_<language>`).
+    pub runs: RunsConfig,
 }
 
 /// Tool filter: a tool is served when it matches `allow` (or `allow` is
@@ -175,8 +177,53 @@ pub struct ProcessConfig {
     pub max_output_bytes: usize,
     /// Environment variables passed through from the host to every process.
     pub env_allow: Vec<String>,
+    /// Environment variables set to fixed values in every process. By
+    /// default `RUSTUP_HOME` points at the host's rustup, so the `cargo`
+    /// proxy works with `HOME` moved to the workspace.
+    pub env_set: BTreeMap<String, String>,
     /// Processes that may run at once across all plugins.
     pub max_concurrent: usize,
+}
+
+/// How the generated `run_<language>` tools run snippets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunsConfig {
+    /// Size cap of the environment cache, MiB; least recently used
+    /// environments are removed beyond it.
+    pub env_cache_mib: u64,
+    /// Memory limit of a snippet's processes, MiB (with cgroups).
+    pub memory_mib: u64,
+    /// Most processes and threads of a snippet at once (with cgroups).
+    pub pids: u64,
+    /// Whether to use cgroups for the limits when the host allows it.
+    pub cgroups: bool,
+    /// Time limit of each environment setup or build step, seconds.
+    pub setup_timeout_secs: u64,
+    /// Default time limit of the run step, seconds.
+    pub default_timeout_secs: u64,
+    /// Largest time limit a caller may ask for, seconds.
+    pub max_timeout_secs: u64,
+    /// Largest snippet accepted, bytes.
+    pub max_code_bytes: usize,
+    /// A session unused this long is removed, seconds.
+    pub session_idle_secs: u64,
+}
+
+impl Default for RunsConfig {
+    fn default() -> Self {
+        Self {
+            env_cache_mib: 10 * 1024,
+            memory_mib: 1024,
+            pids: 256,
+            cgroups: true,
+            setup_timeout_secs: 600,
+            default_timeout_secs: 60,
+            max_timeout_secs: 900,
+            max_code_bytes: 1 << 20,
+            session_idle_secs: 3600,
+        }
+    }
 }
 
 impl Default for ProcessConfig {
@@ -192,12 +239,44 @@ impl Default for ProcessConfig {
                 "TERM",
                 "SSL_CERT_FILE",
                 "SSL_CERT_DIR",
+                // Trust stores and proxies, so package managers reach their
+                // registries the way the host does.
+                "NODE_EXTRA_CA_CERTS",
+                "PIP_CERT",
+                "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE",
+                "CARGO_HTTP_CAINFO",
+                "HTTP_PROXY",
+                "HTTPS_PROXY",
+                "NO_PROXY",
+                "http_proxy",
+                "https_proxy",
+                "no_proxy",
             ]
             .map(String::from)
             .to_vec(),
+            env_set: default_env_set(),
             max_concurrent: 32,
         }
     }
+}
+
+/// `RUSTUP_HOME` and `RUSTUP_TOOLCHAIN` as the host sees them, so rustup's
+/// proxies keep finding the toolchain when a process gets its own `HOME`.
+fn default_env_set() -> BTreeMap<String, String> {
+    let mut set = BTreeMap::new();
+    let rustup_home = std::env::var("RUSTUP_HOME").ok().or_else(|| {
+        let home = std::env::var("HOME").ok()?;
+        let dir = Path::new(&home).join(".rustup");
+        dir.is_dir().then(|| dir.display().to_string())
+    });
+    if let Some(dir) = rustup_home {
+        set.insert("RUSTUP_HOME".to_string(), dir);
+    }
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        set.insert("RUSTUP_TOOLCHAIN".to_string(), toolchain);
+    }
+    set
 }
 
 impl Default for Config {
@@ -212,6 +291,7 @@ impl Default for Config {
             policy: BTreeMap::new(),
             plugin_limits: BTreeMap::new(),
             process: ProcessConfig::default(),
+            runs: RunsConfig::default(),
         }
     }
 }

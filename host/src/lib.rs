@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod exec;
+pub mod generated;
 pub mod mcp;
 pub mod metrics;
 pub mod runtime;

@@ -169,3 +169,47 @@ pub mod process {
         })
     }
 }
+
+/// Run a command in the context of a live Kubernetes workload through
+/// `mirrord exec`. Needs the `mirrord` grant, and a `process` grant for the
+/// program.
+pub mod mirrord {
+    use crate::bindings::berth::plugin::mirrord as wit;
+    use crate::{Command, File, ProcessOutput, Result};
+
+    pub use wit::{Target, TargetKind};
+
+    /// Run `command` attached to `target`, after writing `files` into its
+    /// workspace.
+    ///
+    /// ```no_run
+    /// use berth_sdk::mirrord::{Target, TargetKind};
+    /// let target = Target {
+    ///     kind: TargetKind::Deployment,
+    ///     name: "user-service".into(),
+    ///     namespace: Some("staging".into()),
+    ///     config: None,
+    /// };
+    /// let out = berth_sdk::mirrord::exec(
+    ///     target,
+    ///     berth_sdk::Command::new("python3").arg("probe.py"),
+    ///     vec![berth_sdk::File::new("probe.py", "import os; print(os.environ.get('DB_HOST'))")],
+    ///     Some(30_000),
+    /// )?;
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn exec(
+        target: Target,
+        command: Command,
+        files: Vec<File>,
+        timeout_ms: Option<u64>,
+    ) -> Result<ProcessOutput> {
+        wit::exec(&wit::ExecRequest {
+            target,
+            command,
+            files,
+            stdin: None,
+            timeout_ms,
+        })
+    }
+}

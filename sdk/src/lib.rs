@@ -52,8 +52,11 @@ mod kinds;
 mod tool;
 
 pub use error::Result;
-pub use host::{cancelled, elicit, elicit_as, log, process, progress, state};
-pub use kinds::{Backend, Plugin, Runner, Template};
+pub use host::{cancelled, elicit, elicit_as, log, mirrord, process, progress, state};
+pub use kinds::{
+    Backend, MAX_DEPENDENCIES, Plugin, Runner, Template, check_dependency_count,
+    check_dependency_spec,
+};
 pub use tool::{ToolSpec, Toolbox};
 
 /// The shapes of the plugin contract (`berth:plugin/types`): errors, tools,

@@ -17,6 +17,8 @@ pub struct Requested {
     pub http: BTreeSet<String>,
     /// Whether it wants to ask the user questions (`context.elicit`).
     pub elicit: bool,
+    /// Whether it wants to run commands under `mirrord exec`.
+    pub mirrord: bool,
 }
 
 /// What the host's policy allows one plugin (or every plugin, as `"*"`).
@@ -31,6 +33,8 @@ pub struct Policy {
     pub http: BTreeSet<String>,
     /// Whether it may ask the user questions.
     pub elicit: bool,
+    /// Whether it may run commands under `mirrord exec`.
+    pub mirrord: bool,
 }
 
 impl Policy {
@@ -41,6 +45,20 @@ impl Policy {
             state: self.state || other.state,
             http: self.http.union(&other.http).cloned().collect(),
             elicit: self.elicit || other.elicit,
+            mirrord: self.mirrord || other.mirrord,
+        }
+    }
+}
+
+impl From<&Requested> for Policy {
+    /// A policy that allows exactly what was requested.
+    fn from(requested: &Requested) -> Policy {
+        Policy {
+            process: requested.process.clone(),
+            state: requested.state,
+            http: requested.http.clone(),
+            elicit: requested.elicit,
+            mirrord: requested.mirrord,
         }
     }
 }
@@ -56,6 +74,8 @@ pub struct Grants {
     pub http: BTreeSet<String>,
     /// Whether it may elicit.
     pub elicit: bool,
+    /// Whether it may run commands under mirrord.
+    pub mirrord: bool,
 }
 
 impl Grants {
@@ -80,6 +100,7 @@ impl Grants {
                 .cloned()
                 .collect(),
             elicit: requested.elicit && policy.elicit,
+            mirrord: requested.mirrord && policy.mirrord,
         }
     }
 
@@ -103,6 +124,9 @@ impl Grants {
         );
         if requested.elicit && !self.elicit {
             refused.push("elicit".into());
+        }
+        if requested.mirrord && !self.mirrord {
+            refused.push("mirrord".into());
         }
         refused
     }
@@ -148,21 +172,28 @@ mod tests {
             state: true,
             http: set(&["a.com"]),
             elicit: true,
+            mirrord: true,
         };
         let policy = Policy {
             process: set(&["podman"]),
             state: false,
             http: set(&["a.com", "b.com"]),
             elicit: true,
+            mirrord: false,
         };
         let grants = Grants::intersect(&requested, &policy);
         assert_eq!(grants.process, set(&["podman"]));
         assert!(!grants.state);
         assert_eq!(grants.http, set(&["a.com"]));
         assert!(grants.elicit);
+        assert!(!grants.mirrord);
         assert_eq!(
             grants.refused(&requested),
-            vec!["process:sh".to_string(), "state".to_string()]
+            vec![
+                "process:sh".to_string(),
+                "state".to_string(),
+                "mirrord".to_string()
+            ]
         );
     }
 
@@ -173,6 +204,7 @@ mod tests {
             state: true,
             http: set(&["*"]),
             elicit: true,
+            mirrord: true,
         };
         assert_eq!(
             Grants::intersect(&requested, &Policy::default()),

@@ -6,6 +6,7 @@
 pub mod context;
 pub mod grants;
 pub mod http;
+pub mod mirrord;
 pub mod process;
 pub mod state;
 
@@ -32,17 +33,26 @@ pub struct HostServices {
     pub workspace_root: std::path::PathBuf,
     /// Bounds processes running at once across all plugins.
     pub process_slots: tokio::sync::Semaphore,
+    /// Snippet runs: environments, caches, limits.
+    pub runs: crate::exec::RunServices,
 }
 
 impl HostServices {
-    /// Services over `db`, with workspaces under `workspace_root`.
-    pub fn new(db: Database, process: ProcessConfig, workspace_root: std::path::PathBuf) -> Self {
+    /// Services over `db`, with workspaces under `workspace_root` and
+    /// runner environments as `runs` configures.
+    pub fn new(
+        db: Database,
+        process: ProcessConfig,
+        workspace_root: std::path::PathBuf,
+        runs: crate::exec::RunServices,
+    ) -> Self {
         let slots = process.max_concurrent.max(1);
         Self {
             db,
             process,
             workspace_root,
             process_slots: tokio::sync::Semaphore::new(slots),
+            runs,
         }
     }
 }
@@ -144,6 +154,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     http::add_to_linker(linker)?;
     context::add_to_linker(linker)?;
     process::add_to_linker(linker)?;
+    mirrord::add_to_linker(linker)?;
     state::add_to_linker(linker)?;
     Ok(())
 }

@@ -80,13 +80,7 @@ pub async fn run(
         )));
     }
 
-    let mut env: Vec<(String, String)> = services
-        .process
-        .env_allow
-        .iter()
-        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
-        .collect();
-    env.push(("HOME".into(), workspace.path().display().to_string()));
+    let mut env = exec::base_env(&services.process, workspace.path());
     env.extend(command.env.iter().cloned());
 
     let ceiling = Duration::from_millis(services.process.timeout_ms);
@@ -102,6 +96,8 @@ pub async fn run(
         stdin: request.stdin,
         timeout,
         max_output: services.process.max_output_bytes,
+        lines: None,
+        cgroup: None,
     };
     let _slot = services
         .process_slots
@@ -183,6 +179,7 @@ mod tests {
             Database::in_memory().unwrap(),
             ProcessConfig::default(),
             root.path().join("work"),
+            crate::exec::RunServices::new(root.path(), &Default::default()),
         );
         (caller, services, root)
     }

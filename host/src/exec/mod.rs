@@ -1,4 +1,77 @@
-//! Running host processes for plugins: workspaces, process groups, caps.
+//! Running host processes: workspaces, process groups and caps, cgroup
+//! limits, cached runner environments, and the execution of runner plans.
 
+pub mod cgroup;
+pub mod envcache;
+pub mod plan;
 pub mod process;
 pub mod workspace;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::RunsConfig;
+use cgroup::{Cgroups, GroupLimits};
+use envcache::EnvCache;
+
+/// What the plan executor shares across runs.
+pub struct RunServices {
+    /// Cached environments.
+    pub envs: EnvCache,
+    envs_root: PathBuf,
+    /// Per-language download caches (`{cache}`).
+    pub cache_root: PathBuf,
+    /// Limits of a run step.
+    pub limits: GroupLimits,
+    /// cgroups, when the host lets berth create them.
+    pub cgroups: Option<Cgroups>,
+    /// Time limit of each setup and build step.
+    pub setup_timeout: Duration,
+    /// The configuration these came from.
+    pub config: RunsConfig,
+    /// Toolchain versions already probed, by runner.
+    pub toolchains: Mutex<HashMap<String, String>>,
+    /// Where sessions keep their workspaces.
+    pub sessions_root: PathBuf,
+    /// One lock per session: its calls run one at a time.
+    pub session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl RunServices {
+    /// Services keeping environments and caches under `data_dir`.
+    pub fn new(data_dir: &std::path::Path, config: &RunsConfig) -> Self {
+        let envs_root = data_dir.join("envs");
+        let cgroups = if config.cgroups {
+            Cgroups::detect(std::path::Path::new("/sys/fs/cgroup"))
+        } else {
+            None
+        };
+        if cgroups.is_none() {
+            tracing::warn!(
+                "cannot create cgroups here: snippet memory and process limits are not enforced"
+            );
+        }
+        Self {
+            envs: EnvCache::new(envs_root.clone(), config.env_cache_mib << 20),
+            envs_root,
+            cache_root: data_dir.join("downloads"),
+            limits: GroupLimits {
+                memory_bytes: config.memory_mib << 20,
+                pids: config.pids,
+            },
+            cgroups,
+            setup_timeout: Duration::from_secs(config.setup_timeout_secs),
+            config: config.clone(),
+            toolchains: Mutex::new(HashMap::new()),
+            sessions_root: data_dir.join("sessions"),
+            session_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where environments live.
+    pub fn envs_root(&self) -> &std::path::Path {
+        &self.envs_root
+    }
+}

@@ -26,6 +26,12 @@ pub struct ProcessSpec {
     pub timeout: Duration,
     /// Cap on each of stdout and stderr.
     pub max_output: usize,
+    /// Receives each line of output while the process runs, for live
+    /// progress; `None` when nobody watches.
+    pub lines: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The control group the process starts in, for memory and process
+    /// limits; `None` when the host cannot create one.
+    pub cgroup: Option<std::sync::Arc<super::cgroup::CallGroup>>,
 }
 
 /// What a process produced.
@@ -74,6 +80,19 @@ pub fn is_forbidden_env(name: &str) -> bool {
         || name.starts_with("DYLD_")
 }
 
+/// The environment every process starts from: the allow-listed host
+/// variables, the configured fixed ones, and `HOME` set to `home`.
+pub fn base_env(config: &crate::config::ProcessConfig, home: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = config
+        .env_allow
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+        .collect();
+    env.extend(config.env_set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.push(("HOME".into(), home.display().to_string()));
+    env
+}
+
 /// Run `spec` to completion, or until its timeout or `cancel`.
 pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Result<ProcessResult> {
     let started = Instant::now();
@@ -92,6 +111,13 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(group) = spec.cgroup.clone() {
+        // SAFETY: the hook only calls open/write/close, which are
+        // async-signal-safe, on paths prepared before the fork.
+        unsafe {
+            command.pre_exec(move || group.join_self());
+        }
+    }
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as i32);
     // Kills the group if this future is dropped mid-run (e.g. a wall timeout
@@ -104,8 +130,16 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
             let _ = pipe.write_all(&bytes).await;
         })
     });
-    let stdout = tokio::spawn(read_capped(child.stdout.take(), spec.max_output));
-    let stderr = tokio::spawn(read_capped(child.stderr.take(), spec.max_output));
+    let stdout = tokio::spawn(read_capped(
+        child.stdout.take(),
+        spec.max_output,
+        spec.lines.clone(),
+    ));
+    let stderr = tokio::spawn(read_capped(
+        child.stderr.take(),
+        spec.max_output,
+        spec.lines.clone(),
+    ));
 
     let (status, timed_out, cancelled) = tokio::select! {
         status = child.wait() => (Some(status?), false, false),
@@ -115,6 +149,10 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
     // Whether the leader exited or not, nothing of its group may survive it:
     // a background child would otherwise hold the pipes open.
     kill_group(pgid);
+    if let Some(group) = &spec.cgroup {
+        // Members that left the process group (setsid) are still in the cgroup.
+        group.kill_all();
+    }
     let status = match status {
         Some(status) => status,
         None => child.wait().await?,
@@ -152,14 +190,23 @@ fn kill_group(pgid: Option<i32>) {
     }
 }
 
+/// Longest line forwarded to a watcher; longer ones are cut.
+const MAX_WATCHED_LINE: usize = 500;
+
 /// Read a stream to its end, keeping at most `cap` bytes; the rest is
-/// drained so the writer never blocks.
-async fn read_capped(stream: Option<impl AsyncRead + Unpin>, cap: usize) -> (Vec<u8>, bool) {
+/// drained so the writer never blocks. Complete lines within the cap also
+/// go to `lines`.
+async fn read_capped(
+    stream: Option<impl AsyncRead + Unpin>,
+    cap: usize,
+    lines: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) -> (Vec<u8>, bool) {
     let Some(mut stream) = stream else {
         return (Vec::new(), false);
     };
     let mut kept = Vec::new();
     let mut truncated = false;
+    let mut line_start = 0;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buf).await {
@@ -168,6 +215,14 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>, cap: usize) -> (Vec
                 let room = cap.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
                 truncated |= n > room;
+                if let Some(tx) = &lines {
+                    while let Some(end) = kept[line_start..].iter().position(|b| *b == b'\n') {
+                        let line = &kept[line_start..line_start + end];
+                        let text = String::from_utf8_lossy(&line[..line.len().min(MAX_WATCHED_LINE)]);
+                        let _ = tx.send(text.trim_end().to_string());
+                        line_start += end + 1;
+                    }
+                }
             }
         }
     }
@@ -187,7 +242,23 @@ mod tests {
             stdin: None,
             timeout: Duration::from_millis(timeout_ms),
             max_output,
+            lines: None,
+            cgroup: None,
         }
+    }
+
+    #[tokio::test]
+    async fn lines_are_streamed_while_the_process_runs() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut spec = sh("echo one; echo two >&2; printf tail", 5_000, 1024);
+        spec.lines = Some(tx);
+        run(spec, CancellationToken::new()).await.unwrap();
+        let mut seen = Vec::new();
+        while let Ok(line) = rx.try_recv() {
+            seen.push(line);
+        }
+        seen.sort();
+        assert_eq!(seen, ["one", "two"]);
     }
 
     #[tokio::test]

@@ -42,6 +42,17 @@ impl Workspace {
 
     /// Resolve `relative` inside the workspace, refusing absolute paths and `..`.
     pub fn resolve(&self, relative: &str) -> Result<PathBuf, BadPath> {
+        resolve_in(self.path(), relative)
+    }
+
+    /// Write a file at `relative`, creating parent directories.
+    pub fn write(&self, relative: &str, contents: &[u8], executable: bool) -> anyhow::Result<()> {
+        write_in(self.path(), relative, contents, executable)
+    }
+}
+
+/// Resolve `relative` inside `root`, refusing absolute paths and `..`.
+pub fn resolve_in(root: &Path, relative: &str) -> Result<PathBuf, BadPath> {
         let bad = |reason| BadPath {
             path: relative.to_string(),
             reason,
@@ -62,12 +73,12 @@ impl Workspace {
                 }
             }
         }
-        Ok(self.path().join(path))
-    }
+        Ok(root.join(path))
+}
 
-    /// Write a file at `relative`, creating parent directories.
-    pub fn write(&self, relative: &str, contents: &[u8], executable: bool) -> anyhow::Result<()> {
-        let path = self.resolve(relative)?;
+/// Write a file at `relative` inside `root`, creating parent directories.
+pub fn write_in(root: &Path, relative: &str, contents: &[u8], executable: bool) -> anyhow::Result<()> {
+        let path = resolve_in(root, relative)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
@@ -78,7 +89,6 @@ impl Workspace {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         }
         Ok(())
-    }
 }
 
 /// Remove workspaces left under `root` by a berth that did not exit cleanly.

@@ -13,6 +13,7 @@ pub mod shared {
             import berth:plugin/context@0.1.0;
             import berth:plugin/process@0.1.0;
             import berth:plugin/state@0.1.0;
+            import berth:plugin/mirrord@0.1.0;
             import berth:plugin/runner-types@0.1.0;
             import berth:plugin/workload-types@0.1.0;
         ",
@@ -32,6 +33,7 @@ pub mod tools {
             "berth:plugin/context": crate::runtime::bindings::shared::berth::plugin::context,
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
+            "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,
         },
@@ -50,6 +52,7 @@ pub mod runner {
             "berth:plugin/context": crate::runtime::bindings::shared::berth::plugin::context,
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
+            "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
             "berth:plugin/runner-types": crate::runtime::bindings::shared::berth::plugin::runner_types,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,
@@ -69,6 +72,7 @@ pub mod backend {
             "berth:plugin/context": crate::runtime::bindings::shared::berth::plugin::context,
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
+            "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
             "berth:plugin/workload-types": crate::runtime::bindings::shared::berth::plugin::workload_types,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,
@@ -88,6 +92,7 @@ pub mod template {
             "berth:plugin/context": crate::runtime::bindings::shared::berth::plugin::context,
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
+            "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
             "berth:plugin/workload-types": crate::runtime::bindings::shared::berth::plugin::workload_types,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use wasmtime::component::Linker;
 
-use crate::capabilities::grants::Grants;
+use crate::capabilities::grants::{Grants, Policy};
 use crate::capabilities::{HostServices, HostState};
 use crate::config::Config;
 use crate::runtime::bundled::BUNDLED;
@@ -180,7 +180,15 @@ async fn load_one(
         .await
         .context("compiler task failed")?
         .context("not a valid WebAssembly component")?;
-    let grants = Grants::intersect(&manifest.capabilities, &config.policy_for(&manifest.name));
+    // A bundled plugin ships with berth and was reviewed with it: what it
+    // requests is its default policy, until berth.toml names it.
+    let policy = match &source.origin {
+        Origin::Bundled if !config.policy.contains_key(&manifest.name) => config
+            .policy_for(&manifest.name)
+            .union(&Policy::from(&manifest.capabilities)),
+        _ => config.policy_for(&manifest.name),
+    };
+    let grants = Grants::intersect(&manifest.capabilities, &policy);
     let limits = config.limits_for(&manifest.name);
     let name = manifest.name.clone();
     let parts = PluginParts {

@@ -12,6 +12,9 @@ use crate::capabilities::grants::Grants;
 use crate::capabilities::{Caller, HostServices, HostState};
 use crate::config::LimitsConfig;
 use crate::runtime::bindings::types::{Content, ResourceBody, Tool, ToolOutput};
+use crate::runtime::bindings::shared::berth::plugin::runner_types::{
+    RunPlan, RunnerInfo, Snippet,
+};
 use crate::runtime::bindings::{backend, runner, template, tools};
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::limits::CallError;
@@ -120,6 +123,8 @@ pub struct Plugin {
     pub tools: Vec<Tool>,
     /// Where it came from.
     pub origin: Origin,
+    /// What it runs, when it is a runner.
+    pub runner: Option<RunnerInfo>,
     pre: WorldPre,
     slots: tokio::sync::Semaphore,
     services: Arc<HostServices>,
@@ -186,6 +191,7 @@ impl Plugin {
             description: manifest.description.clone().unwrap_or_default(),
             tools: Vec::new(),
             origin,
+            runner: None,
             pre,
             slots: tokio::sync::Semaphore::new(limits.max_concurrent.max(1) as usize),
             services,
@@ -207,7 +213,34 @@ impl Plugin {
             plugin.description = info.description;
         }
         plugin.tools = tools;
+        if plugin.world == World::Runner {
+            let sink: Arc<dyn CallSink> = Arc::new(Unattended);
+            let info = plugin
+                .guarded(sink, async |instance, store| match instance {
+                    Instance::Runner(i) => i.berth_plugin_runner().call_info(&mut *store).await,
+                    _ => Err(wasmtime::Error::msg("not a runner")),
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("describing its language failed: {e}"))?;
+            plugin.runner = Some(info);
+        }
         Ok(plugin)
+    }
+
+    /// Ask a runner plugin to plan `snippet`.
+    pub async fn plan(
+        &self,
+        snippet: &Snippet,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<RunPlan, CallError> {
+        self.guarded(sink, async |instance, store| match instance {
+            Instance::Runner(i) => i.berth_plugin_runner().call_plan(&mut *store, snippet).await,
+            _ => Ok(Err(crate::runtime::bindings::types::Error::Unavailable(
+                format!("plugin `{}` is not a runner", self.name()),
+            ))),
+        })
+        .await?
+        .map_err(CallError::Plugin)
     }
 
     /// The plugin's name.

@@ -12,6 +12,7 @@ use crate::capabilities::context::CallSink;
 use crate::capabilities::{self, HostServices, HostState};
 use crate::config::Config;
 use crate::exec::workspace;
+use crate::generated::{self, ToolSource};
 use crate::metrics::Metrics;
 use crate::runtime::bindings::types::ToolOutput;
 use crate::runtime::engine::{self, Compiler};
@@ -84,10 +85,16 @@ impl PluginHost {
         if swept > 0 {
             tracing::info!(swept, "removed workspaces left by an earlier run");
         }
+        let runs = crate::exec::RunServices::new(&config.data_dir, &config.runs);
+        let expired = generated::sessions::sweep(&runs);
+        if expired > 0 {
+            tracing::info!(expired, "removed idle run sessions");
+        }
         let services = Arc::new(HostServices::new(
             db,
             config.process.clone(),
             workspace_root,
+            runs,
         ));
         let host = Arc::new(Self {
             config,
@@ -214,10 +221,22 @@ impl PluginHost {
                 problems,
             })?;
         let started = Instant::now();
-        let result = entry
-            .plugin
-            .call_tool(tool, &arguments.to_string(), sink)
-            .await;
+        let result = match entry.source {
+            ToolSource::Plugin => {
+                entry
+                    .plugin
+                    .call_tool(tool, &arguments.to_string(), sink)
+                    .await
+            }
+            ToolSource::Run => {
+                generated::run::call(&self.services, &entry.plugin, arguments, sink).await
+            }
+            ToolSource::Sessions => {
+                generated::sessions::call(&self.services.runs, tool, &arguments)
+                    .await
+                    .map_err(CallError::Plugin)
+            }
+        };
         let elapsed = started.elapsed();
         let outcome = match &result {
             Ok(output) if output.is_error => "tool-error",

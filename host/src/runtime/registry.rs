@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::config::ToolFilter;
+use crate::generated::{self, ToolSource};
 use crate::runtime::bindings::types::Tool;
 use crate::runtime::plugin::Plugin;
 
@@ -23,8 +24,10 @@ pub struct LoadFailure {
 pub struct RegisteredTool {
     /// The plugin that serves it.
     pub plugin: Arc<Plugin>,
-    /// The tool as the plugin declared it.
+    /// The tool as the plugin declared it, or as the host generated it.
     pub tool: Tool,
+    /// Where its calls go.
+    pub source: ToolSource,
     /// Its parsed input schema.
     pub input_schema: Arc<serde_json::Map<String, Value>>,
     /// Its parsed output schema, if any.
@@ -114,8 +117,28 @@ impl Registry {
                 Err(reason) => failures.push(LoadFailure { origin, reason }),
             }
         }
+        let first_runner = registry.plugins.values().find(|p| p.runner.is_some()).cloned();
+        if let Some(runner) = first_runner {
+            let session_tools = generated::sessions::tools()
+                .into_iter()
+                .map(|t| (t, ToolSource::Sessions))
+                .collect();
+            match registry.check(&runner, session_tools, filter) {
+                Ok(admitted) => registry.insert(admitted),
+                Err(reason) => failures.push(LoadFailure {
+                    origin: "generated:sessions".into(),
+                    reason,
+                }),
+            }
+        }
         registry.failures = failures;
         registry
+    }
+
+    fn insert(&mut self, admitted: Vec<RegisteredTool>) {
+        for tool in admitted {
+            self.tools.insert(tool.tool.name.clone(), Arc::new(tool));
+        }
     }
 
     fn admit(&mut self, plugin: Plugin, filter: &ToolFilter) -> Result<(), String> {
@@ -127,8 +150,31 @@ impl Registry {
             ));
         }
         let plugin = Arc::new(plugin);
+        let mut declared: Vec<(Tool, ToolSource)> = plugin
+            .tools
+            .iter()
+            .map(|t| (t.clone(), ToolSource::Plugin))
+            .collect();
+        if let Some(info) = &plugin.runner {
+            declared.push((generated::run::tool(info), ToolSource::Run));
+        }
+        let admitted = self.check(&plugin, declared, filter)?;
+        self.insert(admitted);
+        self.plugins.insert(name, plugin);
+        Ok(())
+    }
+
+    /// Check `declared` tools of `plugin`: valid names, no collisions,
+    /// object schemas; filtered tools are left out.
+    fn check(
+        &self,
+        plugin: &Arc<Plugin>,
+        declared: Vec<(Tool, ToolSource)>,
+        filter: &ToolFilter,
+    ) -> Result<Vec<RegisteredTool>, String> {
+        let name = plugin.name();
         let mut admitted = Vec::new();
-        for tool in &plugin.tools {
+        for (tool, source) in declared {
             if !is_valid_tool_name(&tool.name) {
                 return Err(format!(
                     "plugin `{name}` declares tool `{}`: names must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'",
@@ -164,17 +210,14 @@ impl Registry {
                 .map_err(|e| format!("tool `{}` has an invalid input schema: {e}", tool.name))?;
             admitted.push(RegisteredTool {
                 plugin: plugin.clone(),
-                tool: tool.clone(),
+                tool,
+                source,
                 input_schema: Arc::new(input),
                 output_schema: output.map(Arc::new),
                 validator,
             });
         }
-        for tool in admitted {
-            self.tools.insert(tool.tool.name.clone(), Arc::new(tool));
-        }
-        self.plugins.insert(name, plugin);
-        Ok(())
+        Ok(admitted)
     }
 
     /// Served tools, by name.

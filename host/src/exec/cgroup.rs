@@ -1,0 +1,237 @@
+//! Memory and process-count limits for snippet processes through Linux
+//! control groups (v2, or the v1 `memory` and `pids` hierarchies). When the
+//! host cannot create groups, runs go on without them and their results
+//! say the limits were not enforced.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Limits for one process tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupLimits {
+    /// Memory ceiling in bytes.
+    pub memory_bytes: u64,
+    /// Most processes and threads at once.
+    pub pids: u64,
+}
+
+/// Where berth's groups live.
+#[derive(Debug, Clone)]
+enum Layout {
+    /// One unified hierarchy, with `memory` and `pids` enabled below `dir`.
+    V2 { dir: PathBuf },
+    /// Separate v1 hierarchies.
+    V1 { memory: PathBuf, pids: PathBuf },
+}
+
+/// The parent groups berth creates its per-process groups in.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    layout: Layout,
+}
+
+/// One process tree's group (one directory per hierarchy); removed on drop
+/// after killing anything still inside.
+#[derive(Debug)]
+pub struct CallGroup {
+    dirs: Vec<PathBuf>,
+    procs_files: Vec<CString>,
+}
+
+impl Cgroups {
+    /// Find a usable cgroup mount under `root` (normally `/sys/fs/cgroup`)
+    /// and create berth's parent group there; `None` when that fails.
+    pub fn detect(root: &Path) -> Option<Cgroups> {
+        let v2 = root.join("cgroup.controllers");
+        let layout = if v2.is_file() {
+            let dir = root.join("berth");
+            std::fs::create_dir_all(&dir).ok()?;
+            // Controllers must be enabled for the children of berth's group.
+            std::fs::write(dir.join("cgroup.subtree_control"), "+memory +pids").ok()?;
+            Layout::V2 { dir }
+        } else {
+            let memory = root.join("memory/berth");
+            let pids = root.join("pids/berth");
+            std::fs::create_dir_all(&memory).ok()?;
+            std::fs::create_dir_all(&pids).ok()?;
+            Layout::V1 { memory, pids }
+        };
+        let cgroups = Cgroups { layout };
+        // Prove it works end to end before relying on it.
+        cgroups
+            .create(GroupLimits {
+                memory_bytes: 64 << 20,
+                pids: 16,
+            })
+            .ok()?;
+        Some(cgroups)
+    }
+
+    /// A fresh group with `limits` applied.
+    pub fn create(&self, limits: GroupLimits) -> anyhow::Result<CallGroup> {
+        let name = format!("run-{}", uuid::Uuid::new_v4().simple());
+        let settings: Vec<(PathBuf, Vec<(&str, String)>)> = match &self.layout {
+            Layout::V2 { dir } => vec![(
+                dir.join(&name),
+                vec![
+                    ("memory.max", limits.memory_bytes.to_string()),
+                    ("memory.swap.max", "0".to_string()),
+                    ("pids.max", limits.pids.to_string()),
+                ],
+            )],
+            Layout::V1 { memory, pids } => vec![
+                (
+                    memory.join(&name),
+                    vec![("memory.limit_in_bytes", limits.memory_bytes.to_string())],
+                ),
+                (
+                    pids.join(&name),
+                    vec![("pids.max", limits.pids.to_string())],
+                ),
+            ],
+        };
+        let mut group = CallGroup {
+            dirs: Vec::new(),
+            procs_files: Vec::new(),
+        };
+        for (dir, files) in settings {
+            std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            group.dirs.push(dir.clone());
+            for (file, value) in files {
+                let path = dir.join(file);
+                // Swap accounting may be off on this kernel; the memory
+                // ceiling still holds without it.
+                if let Err(err) = std::fs::write(&path, &value)
+                    && file != "memory.swap.max"
+                {
+                    return Err(err).with_context(|| format!("writing {}", path.display()));
+                }
+            }
+            let procs = dir.join("cgroup.procs");
+            group.procs_files.push(
+                CString::new(procs.as_os_str().as_encoded_bytes())
+                    .context("cgroup path contains NUL")?,
+            );
+        }
+        Ok(group)
+    }
+}
+
+impl CallGroup {
+    /// Move the calling process into this group. Meant for `pre_exec`: it
+    /// only uses async-signal-safe calls.
+    pub fn join_self(&self) -> std::io::Result<()> {
+        for file in &self.procs_files {
+            // SAFETY: `file` is a valid NUL-terminated path; open, write
+            // and close are async-signal-safe.
+            unsafe {
+                let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // "0" means the writing process itself.
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if written != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kill every process still in the group.
+    pub fn kill_all(&self) {
+        for dir in &self.dirs {
+            let Ok(pids) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+                continue;
+            };
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill only sends a signal.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// Whether the group's memory ceiling was hit (the kernel killed a
+    /// member, or refused it memory).
+    pub fn memory_exceeded(&self) -> bool {
+        self.dirs.iter().any(|dir| {
+            let v2 = std::fs::read_to_string(dir.join("memory.events"))
+                .ok()
+                .and_then(|events| {
+                    events
+                        .lines()
+                        .find_map(|l| l.strip_prefix("oom_kill ").map(|n| n.trim() != "0"))
+                });
+            let v1 = std::fs::read_to_string(dir.join("memory.failcnt"))
+                .ok()
+                .map(|n| n.trim() != "0");
+            v2.or(v1).unwrap_or(false)
+        })
+    }
+
+    /// Whether the process limit refused a fork.
+    pub fn pids_exceeded(&self) -> bool {
+        self.dirs.iter().any(|dir| {
+            std::fs::read_to_string(dir.join("pids.events"))
+                .ok()
+                .and_then(|events| {
+                    events
+                        .lines()
+                        .find_map(|l| l.strip_prefix("max ").map(|n| n.trim() != "0"))
+                })
+                .unwrap_or(false)
+        })
+    }
+}
+
+impl Drop for CallGroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        for dir in &self.dirs {
+            // The kernel empties the group asynchronously after SIGKILL.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_mount_means_no_cgroups() {
+        let root = tempfile::tempdir().unwrap();
+        let fake = root.path().join("not-a-cgroup-fs");
+        std::fs::write(&fake, "").unwrap();
+        assert!(Cgroups::detect(&fake).is_none());
+    }
+
+    #[test]
+    fn groups_limit_and_clean_up_when_the_host_allows_them() {
+        let Some(cgroups) = Cgroups::detect(Path::new("/sys/fs/cgroup")) else {
+            eprintln!("SKIP: this host does not let berth create cgroups");
+            return;
+        };
+        let group = cgroups
+            .create(GroupLimits {
+                memory_bytes: 32 << 20,
+                pids: 8,
+            })
+            .unwrap();
+        let dirs = group.dirs.clone();
+        assert!(dirs.iter().all(|d| d.is_dir()));
+        drop(group);
+        assert!(dirs.iter().all(|d| !d.exists()), "group dirs left behind");
+    }
+}

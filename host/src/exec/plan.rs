@@ -1,0 +1,460 @@
+//! Executing a runner's plan: write its files into a workspace, prepare or
+//! reuse its cached environment, run its build steps, then run the program
+//! locally or under `mirrord exec`. Setup and build output is streamed to
+//! the caller while it runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::capabilities::HostServices;
+use crate::capabilities::context::CallSink;
+use crate::capabilities::grants::Grants;
+use crate::capabilities::mirrord::{self, MirrordRun};
+use crate::exec::cgroup::GroupLimits;
+use crate::exec::envcache::{Acquired, EnvLease};
+use crate::exec::process::{self, ProcessResult, ProcessSpec};
+use crate::exec::workspace;
+use crate::runtime::bindings::shared::berth::plugin::context::LogLevel;
+use crate::runtime::bindings::shared::berth::plugin::mirrord::Target;
+use crate::runtime::bindings::shared::berth::plugin::runner_types::RunPlan;
+use crate::runtime::bindings::types::{Command, Error as WitError};
+
+/// Which step of a plan produced a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Building the cached environment.
+    Setup,
+    /// The plan's build steps.
+    Build,
+    /// The program itself.
+    Run,
+}
+
+/// One plan to execute.
+pub struct Execution {
+    /// The runner's language.
+    pub language: String,
+    /// The toolchain's version, part of the environment key.
+    pub toolchain: String,
+    /// What to do.
+    pub plan: RunPlan,
+    /// Standard input of the run step.
+    pub stdin: Option<Vec<u8>>,
+    /// Extra environment of the run step, from the caller.
+    pub env: Vec<(String, String)>,
+    /// Time limit of the run step.
+    pub run_timeout: Duration,
+    /// Run the program under mirrord against this target.
+    pub mirrord: Option<Target>,
+    /// The directory to work in: a session's, or a fresh one when absent.
+    pub workdir: Option<PathBuf>,
+}
+
+/// What a plan produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// The last step that ran.
+    pub phase: Phase,
+    /// Its exit code; absent when it was killed.
+    pub exit_code: Option<i32>,
+    /// Its standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Its standard error (lossy UTF-8).
+    pub stderr: String,
+    /// Whether output was cut at the cap.
+    pub truncated: bool,
+    /// Whether the step was killed at its time limit.
+    pub timed_out: bool,
+    /// Whether the environment was reused rather than built.
+    pub cached_env: bool,
+    /// Wall time of the whole plan.
+    pub duration_ms: u64,
+    /// Whether memory and process limits were enforced (cgroups).
+    pub limits_enforced: bool,
+    /// Whether the memory limit stopped the step.
+    pub memory_exceeded: bool,
+    /// Whether the process limit refused a fork.
+    pub pids_exceeded: bool,
+}
+
+/// Limits of setup and build steps, which run package managers and compilers.
+const SETUP_LIMITS: GroupLimits = GroupLimits {
+    memory_bytes: 4 << 30,
+    pids: 1024,
+};
+
+/// Which kind of step is running: it decides the limits and whether its
+/// output is streamed.
+#[derive(Debug, Clone, Copy)]
+enum StepKind {
+    /// Environment setup or a build step: streamed, generous limits.
+    Prepare,
+    /// The program: the caller's time limit and the run limits.
+    Run(Duration),
+}
+
+/// The stable key of an environment: language, toolchain and the runner's
+/// own key of the dependency set.
+pub fn env_key(language: &str, toolchain: &str, runner_key: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [language, toolchain, runner_key] {
+        hash.update(part.len().to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// Execute `execution` for the runner plugin holding `grants`.
+pub async fn execute(
+    services: &HostServices,
+    grants: &Grants,
+    execution: Execution,
+    sink: Arc<dyn CallSink>,
+    cancel: CancellationToken,
+) -> Result<Outcome, WitError> {
+    let started = Instant::now();
+    let fresh;
+    let work: PathBuf = match &execution.workdir {
+        Some(dir) => dir.clone(),
+        None => {
+            fresh = workspace::Workspace::create(&services.workspace_root)
+                .map_err(|e| WitError::Failed(format!("{e:#}")))?;
+            fresh.path().to_path_buf()
+        }
+    };
+    let cache = services
+        .runs
+        .cache_root
+        .join(sanitize(&execution.language));
+    let plan = &execution.plan;
+    let env_dir = plan.environment.as_ref().map(|e| {
+        services
+            .runs
+            .envs_root()
+            .join(env_key(&execution.language, &execution.toolchain, &e.key))
+    });
+    let places = Places {
+        work: &work,
+        env: env_dir.as_deref(),
+        cache: &cache,
+    };
+    for file in &plan.files {
+        workspace::write_in(&work, &file.path, &file.contents, file.executable)
+            .map_err(|e| match e.downcast::<workspace::BadPath>() {
+                Ok(bad) => WitError::InvalidInput(format!("the plan's file: {bad}")),
+                Err(other) => WitError::Failed(format!("{other:#}")),
+            })?;
+    }
+    std::fs::create_dir_all(&cache).map_err(|e| WitError::Failed(format!("{e}")))?;
+
+    let runner = Steps {
+        services,
+        grants,
+        places: &places,
+        sink: sink.clone(),
+        cancel: cancel.clone(),
+    };
+    let finish = |phase, result: ProcessResult, cached_env, limits: LimitFlags| Outcome {
+        phase,
+        exit_code: result.exit_code,
+        stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
+        truncated: result.truncated,
+        timed_out: result.timed_out,
+        cached_env,
+        duration_ms: started.elapsed().as_millis() as u64,
+        limits_enforced: limits.enforced,
+        memory_exceeded: limits.memory,
+        pids_exceeded: limits.pids,
+    };
+
+    let mut cached_env = false;
+    let mut _lease: Option<EnvLease> = None;
+    if let (Some(environment), Some(dir)) = (&plan.environment, &env_dir) {
+        let key = dir.file_name().unwrap_or_default().to_string_lossy();
+        match services
+            .runs
+            .envs
+            .acquire(&key, &execution.language)
+            .await
+            .map_err(|e| WitError::Failed(format!("{e:#}")))?
+        {
+            Acquired::Ready(lease) => {
+                cached_env = true;
+                _lease = Some(lease);
+            }
+            Acquired::Build(build) => {
+                sink.log(
+                    LogLevel::Info,
+                    format!(
+                        "preparing the {} environment ({} steps)",
+                        execution.language,
+                        environment.setup.len()
+                    ),
+                )
+                .await;
+                for (i, step) in environment.setup.iter().enumerate() {
+                    let total = environment.setup.len() as f64;
+                    sink.progress(i as f64, Some(total), Some(describe(step)))
+                        .await;
+                    let (result, limits) = runner.step(step, StepKind::Prepare, None, &[]).await?;
+                    if result.exit_code != Some(0) {
+                        // `build` is dropped here: the half-built environment is removed.
+                        return Ok(finish(Phase::Setup, result, false, limits));
+                    }
+                }
+                _lease = Some(build.finish().map_err(|e| WitError::Failed(format!("{e:#}")))?);
+                let evicted = services.runs.envs.evict();
+                if !evicted.is_empty() {
+                    tracing::info!(?evicted, "evicted least recently used environments");
+                }
+            }
+        }
+    }
+
+    for step in &plan.build {
+        sink.progress(0.0, None, Some(describe(step))).await;
+        let (result, limits) = runner.step(step, StepKind::Prepare, None, &[]).await?;
+        if result.exit_code != Some(0) {
+            return Ok(finish(Phase::Build, result, cached_env, limits));
+        }
+    }
+
+    let (result, limits) = match &execution.mirrord {
+        None => {
+            runner
+                .step(
+                    &plan.run,
+                    StepKind::Run(execution.run_timeout),
+                    execution.stdin.clone(),
+                    &execution.env,
+                )
+                .await?
+        }
+        Some(target) => {
+            let (program, args, env) = runner.resolve(&plan.run, &execution.env)?;
+            let run = MirrordRun {
+                target: target.clone(),
+                program,
+                args,
+                env,
+                cwd: runner.cwd(&plan.run)?,
+                stdin: execution.stdin.clone(),
+                timeout: execution.run_timeout,
+            };
+            let result = mirrord::exec(services, run, sink.clone(), cancel).await?;
+            (result, LimitFlags::default())
+        }
+    };
+    Ok(finish(Phase::Run, result, cached_env, limits))
+}
+
+/// The directories placeholders stand for.
+struct Places<'a> {
+    work: &'a Path,
+    env: Option<&'a Path>,
+    cache: &'a Path,
+}
+
+impl Places<'_> {
+    fn substitute(&self, text: &str) -> String {
+        let mut out = text.replace("{work}", &self.work.display().to_string());
+        out = out.replace("{cache}", &self.cache.display().to_string());
+        if let Some(env) = self.env {
+            out = out.replace("{env}", &env.display().to_string());
+        }
+        out
+    }
+}
+
+/// What the cgroup of a step reported.
+#[derive(Debug, Clone, Copy, Default)]
+struct LimitFlags {
+    enforced: bool,
+    memory: bool,
+    pids: bool,
+}
+
+/// Runs single steps of one plan.
+struct Steps<'a> {
+    services: &'a HostServices,
+    grants: &'a Grants,
+    places: &'a Places<'a>,
+    sink: Arc<dyn CallSink>,
+    cancel: CancellationToken,
+}
+
+impl Steps<'_> {
+    /// The program, arguments and full environment of `command`, with
+    /// placeholders filled in. A program must be granted to the runner, or
+    /// live inside the workspace or environment its own steps built.
+    fn resolve(
+        &self,
+        command: &Command,
+        extra_env: &[(String, String)],
+    ) -> Result<(PathBuf, Vec<String>, Vec<(String, String)>), WitError> {
+        let program = self.places.substitute(&command.program);
+        let inside_own_dirs = Path::new(&program).is_absolute()
+            && !program.contains("..")
+            && (Path::new(&program).starts_with(self.places.work)
+                || self.places.env.is_some_and(|e| Path::new(&program).starts_with(e)));
+        if !inside_own_dirs && !self.grants.allows_program(&command.program) {
+            return Err(WitError::Denied(format!(
+                "the plan runs `{}`, which the runner is not granted; allow it in berth.toml [policy.<runner>] process",
+                command.program
+            )));
+        }
+        let resolved = if inside_own_dirs {
+            PathBuf::from(&program)
+        } else {
+            let host_path = std::env::var("PATH").ok();
+            process::resolve_program(&program, host_path.as_deref()).ok_or_else(|| {
+                WitError::Unavailable(format!(
+                    "program `{program}` is not installed on the host (not found on PATH)"
+                ))
+            })?
+        };
+        let mut env = process::base_env(&self.services.process, self.places.work);
+        for (name, value) in command.env.iter().chain(extra_env) {
+            if process::is_forbidden_env(name) {
+                return Err(WitError::InvalidInput(format!(
+                    "environment variable `{name}` may not be set (empty, contains `=`/NUL, or a loader variable)"
+                )));
+            }
+            env.retain(|(existing, _)| existing != name);
+            env.push((name.clone(), self.places.substitute(value)));
+        }
+        let args = command
+            .args
+            .iter()
+            .map(|a| self.places.substitute(a))
+            .collect();
+        Ok((resolved, args, env))
+    }
+
+    fn cwd(&self, command: &Command) -> Result<PathBuf, WitError> {
+        match &command.cwd {
+            None => Ok(self.places.work.to_path_buf()),
+            Some(dir) => workspace::resolve_in(self.places.work, dir)
+                .map_err(|bad| WitError::InvalidInput(bad.to_string())),
+        }
+    }
+
+    /// Run one step, streaming its output lines to the caller as logs.
+    async fn step(
+        &self,
+        command: &Command,
+        kind: StepKind,
+        stdin: Option<Vec<u8>>,
+        extra_env: &[(String, String)],
+    ) -> Result<(ProcessResult, LimitFlags), WitError> {
+        let (program, args, env) = self.resolve(command, extra_env)?;
+        let runs = &self.services.runs;
+        let (limits, timeout, streamed) = match kind {
+            StepKind::Prepare => (SETUP_LIMITS, runs.setup_timeout, true),
+            StepKind::Run(timeout) => (runs.limits, timeout, false),
+        };
+        let group = match &runs.cgroups {
+            Some(cgroups) => match cgroups.create(limits) {
+                Ok(group) => Some(Arc::new(group)),
+                Err(err) => {
+                    tracing::warn!("running without cgroup limits: {err:#}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let forward = {
+            let sink = self.sink.clone();
+            tokio::spawn(async move {
+                while let Some(line) = rx.recv().await {
+                    sink.log(LogLevel::Info, line).await;
+                }
+            })
+        };
+        let spec = ProcessSpec {
+            program,
+            args,
+            env,
+            cwd: self.cwd(command)?,
+            stdin,
+            timeout,
+            max_output: self.services.process.max_output_bytes,
+            lines: streamed.then_some(tx),
+            cgroup: group.clone(),
+        };
+        let _slot = self
+            .services
+            .process_slots
+            .acquire()
+            .await
+            .map_err(|_| WitError::Unavailable("host is shutting down".into()))?;
+        let result = process::run(spec, self.cancel.clone())
+            .await
+            .map_err(|e| WitError::Failed(format!("starting `{}`: {e}", command.program)))?;
+        let _ = forward.await;
+        if result.cancelled {
+            return Err(WitError::Failed(
+                "the call was cancelled; its processes were killed".into(),
+            ));
+        }
+        let flags = LimitFlags {
+            enforced: group.is_some(),
+            memory: group.as_ref().is_some_and(|g| g.memory_exceeded()),
+            pids: group.as_ref().is_some_and(|g| g.pids_exceeded()),
+        };
+        Ok((result, flags))
+    }
+}
+
+/// A short description of a step for progress messages.
+fn describe(command: &Command) -> String {
+    let mut text = command.program.clone();
+    for arg in command.args.iter().take(6) {
+        text.push(' ');
+        text.push_str(arg);
+    }
+    if text.len() > 200 {
+        text.truncate(200);
+    }
+    text
+}
+
+/// A language name usable as a directory name.
+fn sanitize(language: &str) -> String {
+    language
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_keys_depend_on_every_part_and_its_boundaries() {
+        let a = env_key("python", "3.11", "requests");
+        assert_eq!(a, env_key("python", "3.11", "requests"));
+        assert_ne!(a, env_key("python", "3.12", "requests"));
+        assert_ne!(a, env_key("node", "3.11", "requests"));
+        assert_ne!(env_key("ab", "c", ""), env_key("a", "bc", ""));
+        assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn placeholders_are_filled_in() {
+        let places = Places {
+            work: Path::new("/w"),
+            env: Some(Path::new("/e")),
+            cache: Path::new("/c"),
+        };
+        assert_eq!(places.substitute("{env}/bin/python {work}/x {cache}"), "/e/bin/python /w/x /c");
+    }
+}

@@ -1,0 +1,191 @@
+//! The Rust runner: berth generates `run_rust` from it. Each snippet is a
+//! small cargo package; its dependencies are compiled once per dependency
+//! set into a shared target dir (the cached environment), so later runs
+//! compile only the snippet itself.
+
+use berth_sdk::{
+    Command, Environment, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet,
+    check_dependency_count, check_dependency_spec,
+};
+
+struct Rust;
+
+impl Plugin for Rust {
+    fn description() -> String {
+        "Rust snippets with crates.io dependencies (run_rust)".into()
+    }
+}
+
+/// One crate to depend on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Crate {
+    name: String,
+    version: String,
+    features: Vec<String>,
+}
+
+/// Characters of `name@version[feature,...]` specs.
+fn allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "@._-^~<>=*,[]/+ ".contains(c)
+}
+
+fn valid_ident(s: &str, extra: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || extra.contains(c))
+}
+
+/// Parse a `cargo add` style spec: `serde_json`, `serde_json@1`,
+/// `tokio@1[full,macros]`.
+fn parse(spec: &str) -> berth_sdk::Result<Crate> {
+    let spec = spec.trim();
+    check_dependency_spec(spec, allowed)?;
+    let (head, features) = match spec.split_once('[') {
+        Some((head, rest)) => {
+            let list = rest.strip_suffix(']').ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "dependency `{spec}`: the feature list must end the spec with `]`"
+                ))
+            })?;
+            let features: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(String::from)
+                .collect();
+            if let Some(bad) = features.iter().find(|f| !valid_ident(f, "/+")) {
+                return Err(Error::invalid_input(format!(
+                    "dependency `{spec}`: `{bad}` is not a feature name"
+                )));
+            }
+            (head, features)
+        }
+        None => (spec, Vec::new()),
+    };
+    let (name, version) = match head.split_once('@') {
+        Some((name, version)) => (name.trim(), version.trim()),
+        None => (head.trim(), "*"),
+    };
+    if !valid_ident(name, "") {
+        return Err(Error::invalid_input(format!(
+            "dependency `{spec}`: `{name}` is not a crate name (letters, digits, `_`, `-`)"
+        )));
+    }
+    if version.is_empty()
+        || !version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".^~<>=*, +-".contains(c))
+    {
+        return Err(Error::invalid_input(format!(
+            "dependency `{spec}`: `{version}` is not a version requirement such as 1, ^1.2 or =0.4.3"
+        )));
+    }
+    let mut features = features;
+    features.sort();
+    features.dedup();
+    Ok(Crate {
+        name: name.to_string(),
+        version: version.to_string(),
+        features,
+    })
+}
+
+/// A TOML basic string.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A `Cargo.toml` for package `name` with `crates`.
+fn manifest(name: &str, crates: &[Crate]) -> String {
+    let mut toml = format!(
+        "[package]\nname = {}\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\n",
+        quote(name)
+    );
+    for c in crates {
+        let features = c
+            .features
+            .iter()
+            .map(|f| quote(f))
+            .collect::<Vec<_>>()
+            .join(", ");
+        toml.push_str(&format!(
+            "{} = {{ version = {}, features = [{features}] }}\n",
+            quote(&c.name),
+            quote(&c.version)
+        ));
+    }
+    // Workspace root of its own, so a parent Cargo.toml is never picked up.
+    toml.push_str("\n[workspace]\n");
+    toml
+}
+
+/// FNV-1a, for a package name that differs per snippet: runs with the same
+/// dependencies share one target dir, and must not overwrite each other's
+/// binary.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+impl Runner for Rust {
+    fn info() -> RunnerInfo {
+        RunnerInfo {
+            language: "rust".into(),
+            aliases: vec!["rs".into()],
+            programs: vec!["cargo".into()],
+            toolchain_probe: Command::new("cargo").arg("--version"),
+        }
+    }
+
+    fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {
+        check_dependency_count(&snippet.dependencies)?;
+        let mut crates = snippet
+            .dependencies
+            .iter()
+            .map(|d| parse(d))
+            .collect::<berth_sdk::Result<Vec<_>>>()?;
+        crates.sort();
+        crates.dedup();
+        let key = crates
+            .iter()
+            .map(|c| format!("{}@{}[{}]", c.name, c.version, c.features.join(",")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let package = format!("snippet_{:016x}", fnv1a(&[&key, &snippet.code]));
+        let cargo = |args: &[&str], dir: &str| {
+            Command::new("cargo")
+                .args(args.iter().copied())
+                .cwd(dir)
+                .env("CARGO_TARGET_DIR", "{env}/target")
+                .env("CARGO_HOME", "{cache}/cargo")
+                .env("CARGO_TERM_COLOR", "never")
+        };
+        Ok(RunPlan {
+            files: vec![
+                File::new("Cargo.toml", manifest(&package, &crates)),
+                File::new("src/main.rs", snippet.code),
+                // A package with the same dependencies and an empty main:
+                // building it compiles the dependencies into the shared
+                // target dir without depending on the snippet compiling.
+                File::new("deps/Cargo.toml", manifest("berth_deps", &crates)),
+                File::new("deps/src/main.rs", "fn main() {}\n"),
+            ],
+            environment: Some(Environment {
+                key: if key.is_empty() { "(no crates)".into() } else { key },
+                setup: vec![cargo(&["build", "--quiet"], "deps")],
+            }),
+            build: vec![cargo(&["build", "--quiet", "--offline"], ".")],
+            run: Command::new(format!("{{env}}/target/debug/{package}")).args(snippet.args),
+        })
+    }
+}
+
+berth_sdk::export_runner!(Rust);
