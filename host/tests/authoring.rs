@@ -171,3 +171,39 @@ fn the_sdk_example_builds_loads_and_keeps_state() {
         );
     }
 }
+
+#[test]
+fn a_team_adds_a_fourth_language_without_touching_the_host() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/perl-runner");
+    let target = shared_target();
+    build(&example, &target);
+    let sandbox = Sandbox::with_fixtures(&[]);
+    let dest = sandbox.plugins().join("perl");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(
+        target.join("wasm32-wasip2/release/perl_runner.wasm"),
+        dest.join("plugin.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(example.join("plugin.toml"), dest.join("plugin.toml")).unwrap();
+
+    let refused = sandbox.run(&["call", "run_perl", "--args", r#"{"code": "print 1"}"#]);
+    let result: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("denied:") && text.contains("perl"),
+        "an ungranted runner ran: {result}"
+    );
+
+    sandbox.write_config("[policy.perl]\nprocess = [\"perl\"]\n");
+    let out = sandbox.run(&[
+        "call",
+        "run_perl",
+        "--args",
+        r#"{"code": "my @w = map { uc } @ARGV; print join(',', @w), \"\\n\";", "args": ["a", "b"]}"#,
+    ]);
+    let result: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(result["structuredContent"]["stdout"], "A,B\n", "{result}");
+    assert_eq!(result["structuredContent"]["exit_code"], 0);
+}

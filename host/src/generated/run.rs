@@ -239,7 +239,6 @@ pub async fn call(
         args: args.args,
         available_programs: available_programs(plugin, info),
     };
-    let plan = plugin.plan(&snippet, sink.clone()).await?;
     let target = match (args.deployment, args.pod) {
         (Some(name), _) => Some((TargetKind::Deployment, name)),
         (_, Some(name)) => Some((TargetKind::Pod, name)),
@@ -251,6 +250,10 @@ pub async fn call(
         namespace: args.namespace,
         config: args.mirrord_config,
     });
+    if let Some(target) = &target {
+        crate::capabilities::mirrord::validate_target(target).map_err(CallError::Plugin)?;
+    }
+    let plan = plugin.plan(&snippet, sink.clone()).await?;
     let session = match &args.session {
         Some(name) => Some(
             sessions::open(&services.runs, name, &info.language)

@@ -17,6 +17,8 @@ pub fn berth() -> &'static str {
 /// A scratch area with a plugin directory, data directory and config.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// Whether berth loads its bundled plugins here.
+    pub bundled: bool,
 }
 
 impl Sandbox {
@@ -24,11 +26,20 @@ impl Sandbox {
     pub fn with_fixtures(names: &[&str]) -> Sandbox {
         let sandbox = Sandbox {
             dir: tempfile::tempdir().expect("tempdir"),
+            bundled: false,
         };
         std::fs::create_dir_all(sandbox.plugins()).unwrap();
         for name in names {
             sandbox.add_fixture(name);
         }
+        sandbox
+    }
+
+    /// A sandbox with berth's bundled plugins (the runners) and an empty
+    /// plugin directory.
+    pub fn with_bundled() -> Sandbox {
+        let mut sandbox = Sandbox::with_fixtures(&[]);
+        sandbox.bundled = true;
         sandbox
     }
 
@@ -60,12 +71,14 @@ impl Sandbox {
     /// Arguments every berth invocation in this sandbox gets.
     pub fn args(&self) -> Vec<String> {
         let mut args = vec![
-            "--no-bundled".to_string(),
-            "--data-dir".into(),
+            "--data-dir".to_string(),
             self.data().display().to_string(),
             "--plugin-dir".into(),
             self.plugins().display().to_string(),
         ];
+        if !self.bundled {
+            args.insert(0, "--no-bundled".into());
+        }
         if self.config().is_file() {
             args.extend(["--config".into(), self.config().display().to_string()]);
         }

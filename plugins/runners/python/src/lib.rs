@@ -19,15 +19,15 @@ impl Plugin for Python {
 /// and version specifiers. No URLs (`:`/`/`), direct references (`@`),
 /// environment markers (`;`) or shell characters.
 fn allowed(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "._-[],<>=!~*+".contains(c)
+    c.is_ascii_alphanumeric() || "._-[],<>=!~*+ ".contains(c)
 }
 
 /// Check one requirement and return it normalised: spaces removed and the
 /// project name lowercased with runs of `-_.` as one `-` (PEP 503), so that
 /// equal sets share one environment.
 fn normalise(spec: &str) -> berth_sdk::Result<String> {
+    check_dependency_spec(spec.trim(), allowed)?;
     let compact: String = spec.chars().filter(|c| *c != ' ').collect();
-    check_dependency_spec(&compact, allowed)?;
     let name_end = compact
         .find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
         .unwrap_or(compact.len());
