@@ -16,7 +16,11 @@ fn job(sandbox: &Sandbox, path_front: Option<&Path>, ops: Value) -> Value {
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     if let Some(dir) = path_front {
-        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         env.insert("PATH".into(), Value::String(path));
     }
     json!({ "stdio": sandbox.stdio_command(), "mode": "legacy", "ops": ops, "env": env })
@@ -46,7 +50,11 @@ fn python_runs_requests_and_the_second_run_installs_nothing() {
     let args = json!({"code": code, "dependencies": ["requests>=2"], "args": ["a", "b"]});
     let results = drive(
         &py,
-        job(&sandbox, None, json!([run("run_python", args.clone()), run("run_python", args)])),
+        job(
+            &sandbox,
+            None,
+            json!([run("run_python", args.clone()), run("run_python", args)]),
+        ),
     );
     let first = &results[0];
     let out = stdout_of(first);
@@ -84,9 +92,18 @@ fn node_runs_lodash_from_require_and_import() {
             &sandbox,
             None,
             json!([
-                run("run_node", json!({"code": cjs, "dependencies": ["lodash@4"]})),
-                run("run_node", json!({"code": esm, "dependencies": ["lodash@^4"]})),
-                run("run_node", json!({"code": esm, "dependencies": ["lodash@4"]})),
+                run(
+                    "run_node",
+                    json!({"code": cjs, "dependencies": ["lodash@4"]})
+                ),
+                run(
+                    "run_node",
+                    json!({"code": esm, "dependencies": ["lodash@^4"]})
+                ),
+                run(
+                    "run_node",
+                    json!({"code": esm, "dependencies": ["lodash@4"]})
+                ),
             ]),
         ),
     );
@@ -115,9 +132,18 @@ fn rust_runs_serde_json_and_reuses_the_compiled_crates() {
             &sandbox,
             None,
             json!([
-                run("run_rust", json!({"code": code(7), "dependencies": ["serde_json@1"]})),
-                run("run_rust", json!({"code": code(8), "dependencies": [{"name": "serde_json", "version": "1"}]})),
-                run("run_rust", json!({"code": "fn main() { let x: u8 = \"no\"; }"})),
+                run(
+                    "run_rust",
+                    json!({"code": code(7), "dependencies": ["serde_json@1"]})
+                ),
+                run(
+                    "run_rust",
+                    json!({"code": code(8), "dependencies": [{"name": "serde_json", "version": "1"}]})
+                ),
+                run(
+                    "run_rust",
+                    json!({"code": "fn main() { let x: u8 = \"no\"; }"})
+                ),
             ]),
         ),
     );
@@ -128,7 +154,10 @@ fn rust_runs_serde_json_and_reuses_the_compiled_crates() {
     assert_eq!(broken["result"]["isError"], true);
     assert_eq!(structured(broken)["phase"], "build");
     assert!(
-        structured(broken)["stderr"].as_str().unwrap().contains("mismatched types"),
+        structured(broken)["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("mismatched types"),
         "{broken}"
     );
 }
@@ -138,23 +167,87 @@ fn bad_input_is_refused_by_name_before_anything_runs() {
     let Some(py) = python() else { return };
     let sandbox = Sandbox::with_bundled();
     let cases = [
-        ("run_python", json!({"code": "1", "dependencies": ["--index-url=https://evil.test/simple"]}), "--index-url"),
-        ("run_python", json!({"code": "1", "dependencies": ["-e git+https://evil.test/x.git"]}), "-e git+"),
-        ("run_python", json!({"code": "1", "dependencies": ["requests; touch /tmp/pwned"]}), "requests; touch"),
-        ("run_python", json!({"code": "1", "dependencies": ["../../etc/passwd"]}), "../../etc/passwd"),
-        ("run_python", json!({"code": "1", "dependencies": ["requests=>2"]}), "requests=>2"),
-        ("run_node", json!({"code": "1", "dependencies": ["git+https://evil.test/x.git"]}), "git+https"),
-        ("run_node", json!({"code": "1", "dependencies": ["lodash@$(reboot)"]}), "$(reboot)"),
-        ("run_node", json!({"code": "1", "dependencies": ["file:../x"]}), "file:../x"),
-        ("run_rust", json!({"code": "fn main(){}", "dependencies": ["serde`id`"]}), "serde`id`"),
-        ("run_rust", json!({"code": "fn main(){}", "dependencies": ["serde@1[full"]}), "serde@1[full"),
+        (
+            "run_python",
+            json!({"code": "1", "dependencies": ["--index-url=https://evil.test/simple"]}),
+            "--index-url",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "dependencies": ["-e git+https://evil.test/x.git"]}),
+            "-e git+",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "dependencies": ["requests; touch /tmp/pwned"]}),
+            "requests; touch",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "dependencies": ["../../etc/passwd"]}),
+            "../../etc/passwd",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "dependencies": ["requests=>2"]}),
+            "requests=>2",
+        ),
+        (
+            "run_node",
+            json!({"code": "1", "dependencies": ["git+https://evil.test/x.git"]}),
+            "git+https",
+        ),
+        (
+            "run_node",
+            json!({"code": "1", "dependencies": ["lodash@$(reboot)"]}),
+            "$(reboot)",
+        ),
+        (
+            "run_node",
+            json!({"code": "1", "dependencies": ["file:../x"]}),
+            "file:../x",
+        ),
+        (
+            "run_rust",
+            json!({"code": "fn main(){}", "dependencies": ["serde`id`"]}),
+            "serde`id`",
+        ),
+        (
+            "run_rust",
+            json!({"code": "fn main(){}", "dependencies": ["serde@1[full"]}),
+            "serde@1[full",
+        ),
         ("run_python", json!({"code": "   "}), "`code`"),
-        ("run_python", json!({"code": "1", "timeout_secs": 100000}), "timeout_secs"),
-        ("run_python", json!({"code": "1", "mirrord_config": "{}"}), "deployment"),
-        ("run_python", json!({"code": "1", "deployment": "api", "mirrord_config": "{oops"}), "mirrord_config"),
-        ("run_python", json!({"code": "1", "deployment": "Not_A_Name"}), "Not_A_Name"),
-        ("run_python", json!({"code": "1", "env": {"LD_PRELOAD": "/x.so"}}), "LD_PRELOAD"),
-        ("run_python", json!({"code": "1", "session": "../escape"}), "session"),
+        (
+            "run_python",
+            json!({"code": "1", "timeout_secs": 100000}),
+            "timeout_secs",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "mirrord_config": "{}"}),
+            "deployment",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "deployment": "api", "mirrord_config": "{oops"}),
+            "mirrord_config",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "deployment": "Not_A_Name"}),
+            "Not_A_Name",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "env": {"LD_PRELOAD": "/x.so"}}),
+            "LD_PRELOAD",
+        ),
+        (
+            "run_python",
+            json!({"code": "1", "session": "../escape"}),
+            "session",
+        ),
     ];
     let ops: Vec<Value> = cases
         .iter()
@@ -163,12 +256,18 @@ fn bad_input_is_refused_by_name_before_anything_runs() {
     let results = drive(&py, job(&sandbox, None, Value::Array(ops)));
     for ((tool, args, named), outcome) in cases.iter().zip(&results) {
         let text = first_text(outcome);
-        assert_eq!(outcome["result"]["isError"], true, "{tool} {args}: {outcome}");
+        assert_eq!(
+            outcome["result"]["isError"], true,
+            "{tool} {args}: {outcome}"
+        );
         assert!(
             text.starts_with("invalid-input:") || text.starts_with("invalid-arguments:"),
             "{tool} {args}: {text}"
         );
-        assert!(text.contains(named), "{tool} {args}: the error does not name `{named}`: {text}");
+        assert!(
+            text.contains(named),
+            "{tool} {args}: the error does not name `{named}`: {text}"
+        );
     }
     let envs = sandbox.data().join("envs");
     let built = std::fs::read_dir(&envs).map(|d| d.count()).unwrap_or(0);
@@ -183,7 +282,10 @@ fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
     // The marker is an argument, so every snippet process carries it on its
     // command line, where pgrep can find survivors.
     let hostile = |body: &str, timeout: u64| {
-        run("run_python", json!({"code": body, "timeout_secs": timeout, "args": [marker]}))
+        run(
+            "run_python",
+            json!({"code": body, "timeout_secs": timeout, "args": [marker]}),
+        )
     };
     let results = drive(
         &py,
@@ -192,10 +294,22 @@ fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
             None,
             json!([
                 hostile("while True:\n    pass", 3),
-                hostile("import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)", 5),
-                hostile("blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))", 30),
-                hostile("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)", 60),
-                hostile("import subprocess\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\nprint('escaped?')", 20),
+                hostile(
+                    "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)",
+                    5
+                ),
+                hostile(
+                    "blocks = []\nwhile True:\n    blocks.append(bytearray(64 << 20))",
+                    30
+                ),
+                hostile(
+                    "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)",
+                    60
+                ),
+                hostile(
+                    "import subprocess\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\nprint('escaped?')",
+                    20
+                ),
                 run("run_python", json!({"code": "print('still fine')"})),
             ]),
         ),
@@ -213,7 +327,9 @@ fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
         assert_eq!(eating["memory_exceeded"], true, "{}", results[2]);
         assert_ne!(eating["exit_code"], 0);
     } else {
-        eprintln!("NOTE: cgroups unavailable here; the memory eater was stopped by its timeout instead");
+        eprintln!(
+            "NOTE: cgroups unavailable here; the memory eater was stopped by its timeout instead"
+        );
         assert_eq!(eating["timed_out"], true, "{}", results[2]);
     }
     let flooding = structured(&results[3]);
@@ -254,7 +370,11 @@ fn thirty_two_concurrent_runs_all_succeed() {
         .collect();
     let results = drive(
         &py,
-        job(&sandbox, None, json!([{"op": "concurrent", "calls": calls}])),
+        job(
+            &sandbox,
+            None,
+            json!([{"op": "concurrent", "calls": calls}]),
+        ),
     );
     let outcomes = results[0]["results"].as_array().unwrap();
     assert_eq!(outcomes.len(), 32);
@@ -268,7 +388,8 @@ fn sessions_keep_files_across_calls_until_stopped() {
     let Some(py) = python() else { return };
     let sandbox = Sandbox::with_bundled();
     let write = "open('notes.txt', 'w').write('remembered')";
-    let read = "import os\nprint(open('notes.txt').read() if os.path.exists('notes.txt') else 'gone')";
+    let read =
+        "import os\nprint(open('notes.txt').read() if os.path.exists('notes.txt') else 'gone')";
     let results = drive(
         &py,
         job(
@@ -286,13 +407,25 @@ fn sessions_keep_files_across_calls_until_stopped() {
         ),
     );
     assert_eq!(stdout_of(&results[1]).trim(), "remembered");
-    assert_eq!(stdout_of(&results[2]).trim(), "gone", "a run without a session saw its files");
+    assert_eq!(
+        stdout_of(&results[2]).trim(),
+        "gone",
+        "a run without a session saw its files"
+    );
     let listed = &results[3]["result"]["structuredContent"]["sessions"];
     assert_eq!(listed[0]["name"], "s1", "{}", results[3]);
     assert_eq!(listed[0]["language"], "python");
     assert_eq!(results[4]["result"]["isError"], false);
-    assert_eq!(stdout_of(&results[5]).trim(), "gone", "stop_session kept the files");
-    assert!(first_text(&results[6]).starts_with("not-found:"), "{}", results[6]);
+    assert_eq!(
+        stdout_of(&results[5]).trim(),
+        "gone",
+        "stop_session kept the files"
+    );
+    assert!(
+        first_text(&results[6]).starts_with("not-found:"),
+        "{}",
+        results[6]
+    );
 }
 
 #[test]
@@ -301,10 +434,20 @@ fn an_unknown_sandbox_is_not_found() {
     let sandbox = Sandbox::with_bundled();
     let results = drive(
         &py,
-        job(&sandbox, None, json!([run("run_python", json!({"code": "print(1)", "sandbox": "podman"}))])),
+        job(
+            &sandbox,
+            None,
+            json!([run(
+                "run_python",
+                json!({"code": "print(1)", "sandbox": "podman"})
+            )]),
+        ),
     );
     let text = first_text(&results[0]);
-    assert!(text.starts_with("not-found:") && text.contains("podman"), "{text}");
+    assert!(
+        text.starts_with("not-found:") && text.contains("podman"),
+        "{text}"
+    );
 }
 
 /// A directory holding the mirrord stand-in and the targets it knows.
@@ -321,38 +464,60 @@ fn mirrord_runs_the_program_attached_to_the_target() {
     let Some(py) = python() else { return };
     let sandbox = Sandbox::with_bundled();
     let standin = mirrord_standin(&["staging deployment/user-service", "default pod/worker-0"]);
-    let code = "import os, sys\nprint(os.environ.get('MIRRORD_STANDIN_TARGET'))\nprint(sys.stdin.read())";
+    let code =
+        "import os, sys\nprint(os.environ.get('MIRRORD_STANDIN_TARGET'))\nprint(sys.stdin.read())";
     let results = drive(
         &py,
         job(
             &sandbox,
             Some(standin.path()),
             json!([
-                run("run_python", json!({"code": code, "deployment": "user-service", "namespace": "staging", "stdin": "hi", "mirrord_config": "{\"feature\": {\"network\": {\"incoming\": \"mirror\"}}}"})),
+                run(
+                    "run_python",
+                    json!({"code": code, "deployment": "user-service", "namespace": "staging", "stdin": "hi", "mirrord_config": "{\"feature\": {\"network\": {\"incoming\": \"mirror\"}}}"})
+                ),
                 run("run_python", json!({"code": code, "pod": "worker-0"})),
-                run("run_python", json!({"code": code, "deployment": "missing", "namespace": "staging"})),
-                run("run_python", json!({"code": "import sys; sys.exit(3)", "pod": "worker-0"})),
+                run(
+                    "run_python",
+                    json!({"code": code, "deployment": "missing", "namespace": "staging"})
+                ),
+                run(
+                    "run_python",
+                    json!({"code": "import sys; sys.exit(3)", "pod": "worker-0"})
+                ),
             ]),
         ),
     );
     let attached = stdout_of(&results[0]);
-    assert!(attached.starts_with("staging deployment/user-service\nhi"), "{attached}");
+    assert!(
+        attached.starts_with("staging deployment/user-service\nhi"),
+        "{attached}"
+    );
     assert!(
         results[0]["progress"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["message"].as_str().unwrap_or_default().contains("running process")),
+            .any(|p| p["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("running process")),
         "mirrord's JSON progress did not reach the client: {}",
         results[0]["progress"]
     );
     assert!(stdout_of(&results[1]).starts_with("default pod/worker-0"));
     let missing = first_text(&results[2]);
     assert!(
-        missing.starts_with("invalid-input:") && missing.contains("not found") && missing.contains("missing"),
+        missing.starts_with("invalid-input:")
+            && missing.contains("not found")
+            && missing.contains("missing"),
         "{missing}"
     );
-    assert_eq!(structured(&results[3])["exit_code"], 3, "the program's own exit status was lost");
+    assert_eq!(
+        structured(&results[3])["exit_code"],
+        3,
+        "the program's own exit status was lost"
+    );
     assert_eq!(results[3]["result"]["isError"], true);
 }
 
@@ -366,10 +531,20 @@ fn mirrord_missing_from_the_host_is_unavailable_with_a_hint() {
     let sandbox = Sandbox::with_bundled();
     let results = drive(
         &py,
-        job(&sandbox, None, json!([run("run_python", json!({"code": "print(1)", "deployment": "api"}))])),
+        job(
+            &sandbox,
+            None,
+            json!([run(
+                "run_python",
+                json!({"code": "print(1)", "deployment": "api"})
+            )]),
+        ),
     );
     let text = first_text(&results[0]);
-    assert!(text.starts_with("unavailable:") && text.contains("install"), "{text}");
+    assert!(
+        text.starts_with("unavailable:") && text.contains("install"),
+        "{text}"
+    );
 }
 
 fn which(program: &str) -> bool {
@@ -384,16 +559,29 @@ fn which(program: &str) -> bool {
 #[test]
 fn live_mirrord_against_a_real_cluster() {
     let Ok(target) = std::env::var("BERTH_LIVE_MIRRORD_TARGET") else {
-        eprintln!("SKIPPED: set BERTH_LIVE_MIRRORD_TARGET=namespace/deployment/name with a real mirrord and cluster to run this");
+        eprintln!(
+            "SKIPPED: set BERTH_LIVE_MIRRORD_TARGET=namespace/deployment/name with a real mirrord and cluster to run this"
+        );
         return;
     };
     let Some(py) = python() else { return };
     let mut parts = target.splitn(3, '/');
-    let (ns, kind, name) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let (ns, kind, name) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
     let sandbox = Sandbox::with_bundled();
     let results = drive(
         &py,
-        job(&sandbox, None, json!([run("run_python", json!({"code": "import socket; print(socket.gethostname())", kind: name, "namespace": ns}))])),
+        job(
+            &sandbox,
+            None,
+            json!([run(
+                "run_python",
+                json!({"code": "import socket; print(socket.gethostname())", kind: name, "namespace": ns})
+            )]),
+        ),
     );
     stdout_of(&results[0]);
 }

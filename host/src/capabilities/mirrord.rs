@@ -183,7 +183,10 @@ impl ProgressMessage {
             } => format!(
                 "mirrord: {name} {}{}",
                 if *success { "done" } else { "failed" },
-                message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
             ProgressMessage::Warning { message } => format!("mirrord warning: {message}"),
             ProgressMessage::Info { message } => format!("mirrord: {message}"),
@@ -370,15 +373,18 @@ async fn plugin_exec(
     validate_target(&request.target)?;
     let command = request.command;
     let host_path = std::env::var("PATH").ok();
-    let program = process::resolve_program(&command.program, host_path.as_deref()).ok_or_else(
-        || {
+    let program =
+        process::resolve_program(&command.program, host_path.as_deref()).ok_or_else(|| {
             WitError::Unavailable(format!(
                 "program `{}` is not installed on the host (not found on PATH)",
                 command.program
             ))
-        },
-    )?;
-    if let Some((name, _)) = command.env.iter().find(|(n, _)| process::is_forbidden_env(n)) {
+        })?;
+    if let Some((name, _)) = command
+        .env
+        .iter()
+        .find(|(n, _)| process::is_forbidden_env(n))
+    {
         return Err(WitError::InvalidInput(format!(
             "environment variable `{name}` may not be set"
         )));

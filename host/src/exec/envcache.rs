@@ -124,8 +124,9 @@ impl EnvCache {
             }));
         }
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing the unfinished environment {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).with_context(|| {
+                format!("removing the unfinished environment {}", dir.display())
+            })?;
         }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating environment {}", dir.display()))?;

@@ -127,10 +127,7 @@ pub async fn execute(
             fresh.path().to_path_buf()
         }
     };
-    let cache = services
-        .runs
-        .cache_root
-        .join(sanitize(&execution.language));
+    let cache = services.runs.cache_root.join(sanitize(&execution.language));
     let plan = &execution.plan;
     let env_dir = plan.environment.as_ref().map(|e| {
         services
@@ -144,11 +141,12 @@ pub async fn execute(
         cache: &cache,
     };
     for file in &plan.files {
-        workspace::write_in(&work, &file.path, &file.contents, file.executable)
-            .map_err(|e| match e.downcast::<workspace::BadPath>() {
+        workspace::write_in(&work, &file.path, &file.contents, file.executable).map_err(
+            |e| match e.downcast::<workspace::BadPath>() {
                 Ok(bad) => WitError::InvalidInput(format!("the plan's file: {bad}")),
                 Err(other) => WitError::Failed(format!("{other:#}")),
-            })?;
+            },
+        )?;
     }
     std::fs::create_dir_all(&cache).map_err(|e| WitError::Failed(format!("{e}")))?;
 
@@ -208,7 +206,11 @@ pub async fn execute(
                         return Ok(finish(Phase::Setup, result, false, limits));
                     }
                 }
-                _lease = Some(build.finish().map_err(|e| WitError::Failed(format!("{e:#}")))?);
+                _lease = Some(
+                    build
+                        .finish()
+                        .map_err(|e| WitError::Failed(format!("{e:#}")))?,
+                );
                 let evicted = services.runs.envs.evict();
                 if !evicted.is_empty() {
                     tracing::info!(?evicted, "evicted least recently used environments");
@@ -280,6 +282,9 @@ struct LimitFlags {
     pids: bool,
 }
 
+/// A step's program, arguments and complete environment.
+type Resolved = (PathBuf, Vec<String>, Vec<(String, String)>);
+
 /// Runs single steps of one plan.
 struct Steps<'a> {
     services: &'a HostServices,
@@ -297,12 +302,15 @@ impl Steps<'_> {
         &self,
         command: &Command,
         extra_env: &[(String, String)],
-    ) -> Result<(PathBuf, Vec<String>, Vec<(String, String)>), WitError> {
+    ) -> Result<Resolved, WitError> {
         let program = self.places.substitute(&command.program);
         let inside_own_dirs = Path::new(&program).is_absolute()
             && !program.contains("..")
             && (Path::new(&program).starts_with(self.places.work)
-                || self.places.env.is_some_and(|e| Path::new(&program).starts_with(e)));
+                || self
+                    .places
+                    .env
+                    .is_some_and(|e| Path::new(&program).starts_with(e)));
         if !inside_own_dirs && !self.grants.allows_program(&command.program) {
             return Err(WitError::Denied(format!(
                 "the plan runs `{}`, which the runner is not granted; allow it in berth.toml [policy.<runner>] process",
@@ -455,6 +463,9 @@ mod tests {
             env: Some(Path::new("/e")),
             cache: Path::new("/c"),
         };
-        assert_eq!(places.substitute("{env}/bin/python {work}/x {cache}"), "/e/bin/python /w/x /c");
+        assert_eq!(
+            places.substitute("{env}/bin/python {work}/x {cache}"),
+            "/e/bin/python /w/x /c"
+        );
     }
 }

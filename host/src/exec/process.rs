@@ -218,7 +218,8 @@ async fn read_capped(
                 if let Some(tx) = &lines {
                     while let Some(end) = kept[line_start..].iter().position(|b| *b == b'\n') {
                         let line = &kept[line_start..line_start + end];
-                        let text = String::from_utf8_lossy(&line[..line.len().min(MAX_WATCHED_LINE)]);
+                        let text =
+                            String::from_utf8_lossy(&line[..line.len().min(MAX_WATCHED_LINE)]);
                         let _ = tx.send(text.trim_end().to_string());
                         line_start += end + 1;
                     }

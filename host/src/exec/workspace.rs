@@ -53,42 +53,47 @@ impl Workspace {
 
 /// Resolve `relative` inside `root`, refusing absolute paths and `..`.
 pub fn resolve_in(root: &Path, relative: &str) -> Result<PathBuf, BadPath> {
-        let bad = |reason| BadPath {
-            path: relative.to_string(),
-            reason,
-        };
-        if relative.is_empty() {
-            return Err(bad("it is empty"));
-        }
-        if relative.len() > 4096 || relative.contains('\0') {
-            return Err(bad("it is too long or contains NUL"));
-        }
-        let path = Path::new(relative);
-        for component in path.components() {
-            match component {
-                Component::Normal(_) | Component::CurDir => {}
-                Component::ParentDir => return Err(bad("`..` would leave the workspace")),
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(bad("it must be relative to the workspace"));
-                }
+    let bad = |reason| BadPath {
+        path: relative.to_string(),
+        reason,
+    };
+    if relative.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if relative.len() > 4096 || relative.contains('\0') {
+        return Err(bad("it is too long or contains NUL"));
+    }
+    let path = Path::new(relative);
+    for component in path.components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err(bad("`..` would leave the workspace")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(bad("it must be relative to the workspace"));
             }
         }
-        Ok(root.join(path))
+    }
+    Ok(root.join(path))
 }
 
 /// Write a file at `relative` inside `root`, creating parent directories.
-pub fn write_in(root: &Path, relative: &str, contents: &[u8], executable: bool) -> anyhow::Result<()> {
-        let path = resolve_in(root, relative)?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
-        if executable {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        }
-        Ok(())
+pub fn write_in(
+    root: &Path,
+    relative: &str,
+    contents: &[u8],
+    executable: bool,
+) -> anyhow::Result<()> {
+    let path = resolve_in(root, relative)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    if executable {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
 /// Remove workspaces left under `root` by a berth that did not exit cleanly.

@@ -231,7 +231,11 @@ pub async fn call(
             "sandbox `{sandbox}`: no backend plugin that offers sandboxes is loaded; run without `sandbox`, or load a backend"
         ))));
     }
-    let dependencies: Vec<String> = args.dependencies.into_iter().map(Dependency::into_spec).collect();
+    let dependencies: Vec<String> = args
+        .dependencies
+        .into_iter()
+        .map(Dependency::into_spec)
+        .collect();
     let toolchain = toolchain_version(services, plugin, info).await?;
     let snippet = Snippet {
         code: args.code,
@@ -296,7 +300,13 @@ async fn toolchain_version(
     info: &RunnerInfo,
 ) -> Result<String, CallError> {
     let key = format!("{}:{}", plugin.name(), info.language);
-    if let Some(version) = services.runs.toolchains.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+    if let Some(version) = services
+        .runs
+        .toolchains
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
         return Ok(version.clone());
     }
     let probe = &info.toolchain_probe;
@@ -310,13 +320,15 @@ async fn toolchain_version(
         ))));
     }
     let host_path = std::env::var("PATH").ok();
-    let program = process::resolve_program(&probe.program, host_path.as_deref()).ok_or_else(|| {
-        CallError::Plugin(WitError::Unavailable(format!(
-            "`{}` is not installed on the host (not found on PATH); {} snippets need it",
-            probe.program, info.language
-        )))
-    })?;
-    let home = tempfile::tempdir().map_err(|e| CallError::Plugin(WitError::Failed(e.to_string())))?;
+    let program =
+        process::resolve_program(&probe.program, host_path.as_deref()).ok_or_else(|| {
+            CallError::Plugin(WitError::Unavailable(format!(
+                "`{}` is not installed on the host (not found on PATH); {} snippets need it",
+                probe.program, info.language
+            )))
+        })?;
+    let home =
+        tempfile::tempdir().map_err(|e| CallError::Plugin(WitError::Failed(e.to_string())))?;
     let mut env = process::base_env(&services.process, home.path());
     env.extend(probe.env.iter().cloned());
     let spec = process::ProcessSpec {
@@ -384,8 +396,16 @@ fn output(outcome: &Outcome) -> ToolOutput {
     text.push_str(&format!(
         "{phase}: {status} in {} ms{}{}\n",
         outcome.duration_ms,
-        if outcome.cached_env { ", cached environment" } else { "" },
-        if outcome.truncated { ", output truncated" } else { "" },
+        if outcome.cached_env {
+            ", cached environment"
+        } else {
+            ""
+        },
+        if outcome.truncated {
+            ", output truncated"
+        } else {
+            ""
+        },
     ));
     if outcome.memory_exceeded {
         text.push_str("the memory limit was reached\n");
@@ -418,9 +438,10 @@ mod tests {
 
     #[test]
     fn crate_objects_become_cargo_specs() {
-        let dep: Dependency =
-            serde_json::from_value(json!({"name": "tokio", "version": "1", "features": ["full", "macros"]}))
-                .unwrap();
+        let dep: Dependency = serde_json::from_value(
+            json!({"name": "tokio", "version": "1", "features": ["full", "macros"]}),
+        )
+        .unwrap();
         assert_eq!(dep.into_spec(), "tokio@1[full,macros]");
         let dep: Dependency = serde_json::from_value(json!("requests>=2")).unwrap();
         assert_eq!(dep.into_spec(), "requests>=2");
@@ -442,7 +463,20 @@ mod tests {
         let tool = tool(&info);
         assert_eq!(tool.name, "run_python");
         let schema: Value = serde_json::from_str(&tool.input_schema).unwrap();
-        for name in ["code", "dependencies", "deployment", "namespace", "mirrord_config", "pod", "timeout_secs", "stdin", "args", "env", "session", "sandbox"] {
+        for name in [
+            "code",
+            "dependencies",
+            "deployment",
+            "namespace",
+            "mirrord_config",
+            "pod",
+            "timeout_secs",
+            "stdin",
+            "args",
+            "env",
+            "session",
+            "sandbox",
+        ] {
             assert!(schema["properties"].get(name).is_some(), "missing {name}");
         }
     }

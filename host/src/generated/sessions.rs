@@ -74,7 +74,11 @@ fn lock_for(runs: &RunServices, name: &str) -> Arc<tokio::sync::Mutex<()>> {
 
 /// Open (creating if needed) session `name` for `language`, waiting for any
 /// other call using it.
-pub async fn open(runs: &RunServices, name: &str, language: &str) -> Result<SessionLease, WitError> {
+pub async fn open(
+    runs: &RunServices,
+    name: &str,
+    language: &str,
+) -> Result<SessionLease, WitError> {
     if !valid_name(name) {
         return Err(WitError::InvalidInput(format!(
             "session name `{name}` must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'"
@@ -114,7 +118,8 @@ pub fn list(runs: &RunServices) -> Vec<SessionInfo> {
     let Ok(entries) = std::fs::read_dir(&runs.sessions_root) else {
         return Vec::new();
     };
-    let mut sessions: Vec<SessionInfo> = entries.flatten().filter_map(|e| read(&e.path())).collect();
+    let mut sessions: Vec<SessionInfo> =
+        entries.flatten().filter_map(|e| read(&e.path())).collect();
     sessions.sort_by(|a, b| a.name.cmp(&b.name));
     sessions
 }
@@ -205,7 +210,11 @@ pub fn tools() -> Vec<Tool> {
 }
 
 /// Serve one of [`tools`].
-pub async fn call(runs: &RunServices, tool: &str, arguments: &serde_json::Value) -> Result<ToolOutput, WitError> {
+pub async fn call(
+    runs: &RunServices,
+    tool: &str,
+    arguments: &serde_json::Value,
+) -> Result<ToolOutput, WitError> {
     match tool {
         LIST_TOOL => {
             sweep(runs);
@@ -216,7 +225,14 @@ pub async fn call(runs: &RunServices, tool: &str, arguments: &serde_json::Value)
             } else {
                 sessions
                     .iter()
-                    .map(|s| format!("{} ({}), last used {}s ago", s.name, s.language, now().saturating_sub(s.last_used)))
+                    .map(|s| {
+                        format!(
+                            "{} ({}), last used {}s ago",
+                            s.name,
+                            s.language,
+                            now().saturating_sub(s.last_used)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             };
@@ -227,7 +243,10 @@ pub async fn call(runs: &RunServices, tool: &str, arguments: &serde_json::Value)
             })
         }
         _ => {
-            let name = arguments.get("session").and_then(|v| v.as_str()).unwrap_or_default();
+            let name = arguments
+                .get("session")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
             stop(runs, name).await?;
             Ok(ToolOutput {
                 content: vec![Content::Text(format!("session `{name}` stopped"))],
@@ -261,7 +280,10 @@ mod tests {
         drop(first);
         let restarted = runs(root.path(), 3600);
         let lease = open(&restarted, "s1", "python").await.unwrap();
-        assert_eq!(std::fs::read_to_string(lease.dir().join("state.txt")).unwrap(), "kept");
+        assert_eq!(
+            std::fs::read_to_string(lease.dir().join("state.txt")).unwrap(),
+            "kept"
+        );
         assert_eq!(list(&restarted).len(), 1);
     }
 
@@ -270,18 +292,31 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let runs = runs(root.path(), 3600);
         drop(open(&runs, "s", "python").await.unwrap());
-        assert!(matches!(open(&runs, "s", "node").await, Err(WitError::InvalidInput(_))));
-        assert!(matches!(open(&runs, "../x", "node").await, Err(WitError::InvalidInput(_))));
+        assert!(matches!(
+            open(&runs, "s", "node").await,
+            Err(WitError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            open(&runs, "../x", "node").await,
+            Err(WitError::InvalidInput(_))
+        ));
     }
 
     #[tokio::test]
     async fn stop_removes_and_unknown_is_not_found() {
         let root = tempfile::tempdir().unwrap();
         let runs = runs(root.path(), 3600);
-        let dir = open(&runs, "gone", "python").await.unwrap().dir().to_path_buf();
+        let dir = open(&runs, "gone", "python")
+            .await
+            .unwrap()
+            .dir()
+            .to_path_buf();
         stop(&runs, "gone").await.unwrap();
         assert!(!dir.exists());
-        assert!(matches!(stop(&runs, "gone").await, Err(WitError::NotFound(_))));
+        assert!(matches!(
+            stop(&runs, "gone").await,
+            Err(WitError::NotFound(_))
+        ));
     }
 
     #[tokio::test]

@@ -11,10 +11,8 @@ use crate::capabilities::context::{CallSink, Unattended};
 use crate::capabilities::grants::Grants;
 use crate::capabilities::{Caller, HostServices, HostState};
 use crate::config::LimitsConfig;
+use crate::runtime::bindings::shared::berth::plugin::runner_types::{RunPlan, RunnerInfo, Snippet};
 use crate::runtime::bindings::types::{Content, ResourceBody, Tool, ToolOutput};
-use crate::runtime::bindings::shared::berth::plugin::runner_types::{
-    RunPlan, RunnerInfo, Snippet,
-};
 use crate::runtime::bindings::{backend, runner, template, tools};
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::limits::CallError;
@@ -234,7 +232,11 @@ impl Plugin {
         sink: Arc<dyn CallSink>,
     ) -> Result<RunPlan, CallError> {
         self.guarded(sink, async |instance, store| match instance {
-            Instance::Runner(i) => i.berth_plugin_runner().call_plan(&mut *store, snippet).await,
+            Instance::Runner(i) => {
+                i.berth_plugin_runner()
+                    .call_plan(&mut *store, snippet)
+                    .await
+            }
             _ => Ok(Err(crate::runtime::bindings::types::Error::Unavailable(
                 format!("plugin `{}` is not a runner", self.name()),
             ))),

@@ -117,7 +117,11 @@ impl Registry {
                 Err(reason) => failures.push(LoadFailure { origin, reason }),
             }
         }
-        let first_runner = registry.plugins.values().find(|p| p.runner.is_some()).cloned();
+        let first_runner = registry
+            .plugins
+            .values()
+            .find(|p| p.runner.is_some())
+            .cloned();
         if let Some(runner) = first_runner {
             let session_tools = generated::sessions::tools()
                 .into_iter()

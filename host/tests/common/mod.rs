@@ -2,7 +2,7 @@
 //! `berth` binary, and the official Python MCP SDK as the client.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -247,21 +247,40 @@ pub fn drive(python: &Path, job: Value) -> Vec<Value> {
         .unwrap()
         .write_all(job.to_string().as_bytes())
         .unwrap();
+    // Drain both pipes while waiting: a large result would otherwise fill
+    // the pipe and block the driver forever.
+    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let out_reader = reader(Box::new(child.stdout.take().unwrap()));
+    let err_reader = reader(Box::new(child.stderr.take().unwrap()));
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
+    };
+    let output = std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "MCP driver failed\nstdout: {stdout}\nstderr (tail): {}",
-        tail(&stderr, 4000)
+        "MCP driver failed\nstdout (tail): {}\nstderr (tail): {}",
+        tail(&stdout, 2000),
+        tail(&stderr, 6000)
     );
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("driver printed non-JSON ({e}): {stdout}"))
