@@ -68,6 +68,8 @@ pub struct Config {
     pub process: ProcessConfig,
     /// Snippet runs (`run_<language>`).
     pub runs: RunsConfig,
+    /// Settings handed to each plugin (`context.config`), by plugin name.
+    pub plugin_config: BTreeMap<String, toml::Table>,
 }
 
 /// Tool filter: a tool is served when it matches `allow` (or `allow` is
@@ -208,6 +210,22 @@ pub struct RunsConfig {
     pub max_code_bytes: usize,
     /// A session unused this long is removed, seconds.
     pub session_idle_secs: u64,
+    /// What a sandbox for each language runs, by language.
+    pub sandbox_images: BTreeMap<String, SandboxImage>,
+}
+
+/// The image a sandbox for one language uses, and what it mounts.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxImage {
+    /// Image reference, e.g. `python:3.12-slim`.
+    pub image: String,
+    /// Host directories to mount, as `HOST:CONTAINER[:ro]`.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// Whether the sandbox gets network access (to install dependencies).
+    #[serde(default)]
+    pub network: bool,
 }
 
 impl Default for RunsConfig {
@@ -222,6 +240,7 @@ impl Default for RunsConfig {
             max_timeout_secs: 900,
             max_code_bytes: 1 << 20,
             session_idle_secs: 3600,
+            sandbox_images: BTreeMap::new(),
         }
     }
 }
@@ -292,6 +311,7 @@ impl Default for Config {
             plugin_limits: BTreeMap::new(),
             process: ProcessConfig::default(),
             runs: RunsConfig::default(),
+            plugin_config: BTreeMap::new(),
         }
     }
 }
@@ -387,6 +407,14 @@ impl Config {
             policy = policy.union(own);
         }
         policy
+    }
+
+    /// The settings of `plugin` as a JSON object string.
+    pub fn plugin_config_json(&self, plugin: &str) -> String {
+        self.plugin_config
+            .get(plugin)
+            .and_then(|table| serde_json::to_string(table).ok())
+            .unwrap_or_else(|| "{}".to_string())
     }
 
     /// The database file.

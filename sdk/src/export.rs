@@ -109,6 +109,9 @@ macro_rules! sandbox_adapter {
             fn destroy(id: ::std::string::String) -> ::std::result::Result<(), $crate::Error> {
                 <$plugin as $crate::Backend>::destroy_sandbox(id)
             }
+            fn reap(all_sandboxes: bool) -> ::std::result::Result<u32, $crate::Error> {
+                <$plugin as $crate::Backend>::reap(all_sandboxes)
+            }
         }
     };
 }

@@ -39,6 +39,16 @@ pub fn cancelled() -> bool {
     context::cancelled()
 }
 
+/// The plugin's settings: the `[plugin_config.NAME]` table of the host's
+/// berth.toml, as JSON (an empty object when there is none).
+///
+/// ```no_run
+/// let roots = berth_sdk::config()["allowed_volume_roots"].clone();
+/// ```
+pub fn config() -> serde_json::Value {
+    serde_json::from_str(&context::config()).unwrap_or_else(|_| serde_json::json!({}))
+}
+
 /// Ask the user a question; `requested_schema` is a JSON Schema object with
 /// flat primitive properties. Needs the `elicit` grant.
 ///

@@ -101,6 +101,14 @@ pub trait Backend: Plugin {
         Err(unsupported("sandboxes"))
     }
 
+    /// Remove what outlived its TTL; with `all_sandboxes`, every sandbox
+    /// (the host passes it at start, when none of its runs can be using
+    /// one). Returns how many were removed.
+    fn reap(all_sandboxes: bool) -> Result<u32> {
+        let _ = all_sandboxes;
+        Err(unsupported("reaping"))
+    }
+
     /// Deploy a long-running workload.
     fn deploy(workload: Workload) -> Result<WorkloadStatus> {
         let _ = workload;

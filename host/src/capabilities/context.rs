@@ -126,6 +126,11 @@ impl wit::Host for HostState {
         Ok(self.call.cancelled())
     }
 
+    async fn config(&mut self) -> wasmtime::Result<String> {
+        // A plugin's own settings are always readable by it, and only by it.
+        Ok(self.caller.config.to_string())
+    }
+
     async fn elicit(
         &mut self,
         message: String,

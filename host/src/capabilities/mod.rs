@@ -64,6 +64,8 @@ pub struct Caller {
     pub plugin: Arc<str>,
     /// Its grants.
     pub grants: Arc<Grants>,
+    /// Its `[plugin_config.NAME]` settings, as a JSON object string.
+    pub config: Arc<str>,
 }
 
 impl Caller {

@@ -174,6 +174,7 @@ mod tests {
         let caller = Caller {
             plugin: "test".into(),
             grants: Arc::new(grants),
+            config: "{}".into(),
         };
         let services = HostServices::new(
             Database::in_memory().unwrap(),

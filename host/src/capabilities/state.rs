@@ -91,6 +91,7 @@ mod tests {
     fn caller(state: bool) -> Caller {
         Caller {
             plugin: "p".into(),
+            config: "{}".into(),
             grants: Arc::new(Grants {
                 state,
                 ..Default::default()

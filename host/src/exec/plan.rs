@@ -21,7 +21,10 @@ use crate::exec::workspace;
 use crate::runtime::bindings::shared::berth::plugin::context::LogLevel;
 use crate::runtime::bindings::shared::berth::plugin::mirrord::Target;
 use crate::runtime::bindings::shared::berth::plugin::runner_types::RunPlan;
-use crate::runtime::bindings::types::{Command, Error as WitError};
+use crate::runtime::bindings::shared::berth::plugin::workload_types::SandboxSpec;
+use crate::runtime::bindings::types::{Command, Error as WitError, ProcessOutput};
+use crate::runtime::limits::CallError;
+use crate::runtime::plugin::Plugin;
 
 /// Which step of a plan produced a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -53,6 +56,107 @@ pub struct Execution {
     pub mirrord: Option<Target>,
     /// The directory to work in: a session's, or a fresh one when absent.
     pub workdir: Option<PathBuf>,
+}
+
+/// A sandbox of a backend plugin that a plan runs in instead of the host.
+pub struct SandboxPlace {
+    /// The backend.
+    pub backend: Arc<Plugin>,
+    /// What to create.
+    pub spec: SandboxSpec,
+}
+
+/// Where the placeholders point inside a sandbox.
+const SANDBOX_WORK: &str = "/work";
+const SANDBOX_ENV: &str = "/work/.berth-env";
+const SANDBOX_CACHE: &str = "/work/.berth-cache";
+
+/// Execute `execution` in a fresh sandbox of `place`, destroyed afterwards
+/// whatever happens. Environments are built inside the sandbox on every
+/// run: it is thrown away with it.
+pub async fn execute_in_sandbox(
+    grants: &Grants,
+    execution: Execution,
+    place: SandboxPlace,
+    sink: Arc<dyn CallSink>,
+) -> Result<Outcome, WitError> {
+    let started = Instant::now();
+    let backend = place.backend;
+    let id = backend
+        .sandbox_create(&place.spec, sink.clone())
+        .await
+        .map_err(|e| sandbox_error("creating a sandbox", &backend, e))?;
+    sink.log(
+        LogLevel::Info,
+        format!("running in sandbox {id} of backend `{}`", backend.name()),
+    )
+    .await;
+    let result = run_in_sandbox(grants, &execution, &backend, &id, sink.clone(), started).await;
+    if let Err(err) = backend.sandbox_destroy(&id, sink).await {
+        tracing::warn!(sandbox = %id, "destroying the sandbox failed (the reaper will retry): {err}");
+    }
+    result
+}
+
+fn sandbox_error(what: &str, backend: &Plugin, err: CallError) -> WitError {
+    match err {
+        CallError::Plugin(wit) => wit,
+        other => WitError::Failed(format!("{what} on backend `{}`: {other}", backend.name())),
+    }
+}
+
+async fn run_in_sandbox(
+    grants: &Grants,
+    execution: &Execution,
+    backend: &Plugin,
+    id: &str,
+    sink: Arc<dyn CallSink>,
+    started: Instant,
+) -> Result<Outcome, WitError> {
+    let plan = &execution.plan;
+    let places = Places {
+        work: Path::new(SANDBOX_WORK),
+        env: plan.environment.as_ref().map(|_| Path::new(SANDBOX_ENV)),
+        cache: Path::new(SANDBOX_CACHE),
+    };
+    backend
+        .sandbox_put_files(id, &plan.files, sink.clone())
+        .await
+        .map_err(|e| sandbox_error("writing the plan's files", backend, e))?;
+    let finish = |phase, out: ProcessOutput| Outcome {
+        phase,
+        exit_code: out.exit_code,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        truncated: out.truncated,
+        timed_out: out.timed_out,
+        cached_env: false,
+        duration_ms: started.elapsed().as_millis() as u64,
+        limits_enforced: true,
+        memory_exceeded: false,
+        pids_exceeded: false,
+    };
+    let setup = plan.environment.iter().flat_map(|e| e.setup.iter());
+    let prepare = setup
+        .map(|s| (Phase::Setup, s))
+        .chain(plan.build.iter().map(|s| (Phase::Build, s)));
+    let exec = async |command: Command, stdin: Option<&[u8]>, timeout: Duration| {
+        backend
+            .sandbox_exec(id, &command, stdin, timeout, sink.clone())
+            .await
+            .map_err(|e| sandbox_error("running in the sandbox", backend, e))
+    };
+    for (phase, step) in prepare {
+        sink.progress(0.0, None, Some(describe(step))).await;
+        let out = exec(places.fill(step, grants)?, None, Duration::from_secs(600)).await?;
+        if out.exit_code != Some(0) {
+            return Ok(finish(phase, out));
+        }
+    }
+    let mut run = places.fill(&plan.run, grants)?;
+    run.env.extend(execution.env.iter().cloned());
+    let out = exec(run, execution.stdin.as_deref(), execution.run_timeout).await?;
+    Ok(finish(Phase::Run, out))
 }
 
 /// What a plan produced.
@@ -264,6 +368,37 @@ struct Places<'a> {
 }
 
 impl Places<'_> {
+    /// `command` with placeholders filled in, after the same program check
+    /// as on the host: granted to the runner, or built by its own steps.
+    fn fill(&self, command: &Command, grants: &Grants) -> Result<Command, WitError> {
+        let program = self.substitute(&command.program);
+        let own = Path::new(&program).is_absolute()
+            && !program.contains("..")
+            && (Path::new(&program).starts_with(self.work)
+                || self.env.is_some_and(|e| Path::new(&program).starts_with(e)));
+        if !own && !grants.allows_program(&command.program) {
+            return Err(WitError::Denied(format!(
+                "the plan runs `{}`, which the runner is not granted; allow it in berth.toml [policy.<runner>] process",
+                command.program
+            )));
+        }
+        if let Some((name, _)) = command.env.iter().find(|(n, _)| process::is_forbidden_env(n)) {
+            return Err(WitError::InvalidInput(format!(
+                "environment variable `{name}` may not be set"
+            )));
+        }
+        Ok(Command {
+            program,
+            args: command.args.iter().map(|a| self.substitute(a)).collect(),
+            env: command
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), self.substitute(v)))
+                .collect(),
+            cwd: command.cwd.clone(),
+        })
+    }
+
     fn substitute(&self, text: &str) -> String {
         let mut out = text.replace("{work}", &self.work.display().to_string());
         out = out.replace("{cache}", &self.cache.display().to_string());

@@ -12,14 +12,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capabilities::HostServices;
 use crate::capabilities::context::CallSink;
-use crate::exec::plan::{self, Execution, Outcome, Phase};
+use crate::exec::plan::{self, Execution, Outcome, Phase, SandboxPlace};
 use crate::exec::process;
 use crate::generated::sessions;
 use crate::runtime::bindings::shared::berth::plugin::mirrord::{Target, TargetKind};
 use crate::runtime::bindings::shared::berth::plugin::runner_types::{RunnerInfo, Snippet};
 use crate::runtime::bindings::types::{Content, Error as WitError, Tool, ToolHints, ToolOutput};
 use crate::runtime::limits::CallError;
+use crate::runtime::bindings::shared::berth::plugin::workload_types::{Mount, SandboxSpec};
 use crate::runtime::plugin::Plugin;
+use crate::runtime::registry::Registry;
+use crate::runtime::world::World;
 
 /// Most dependencies one call may declare.
 const MAX_DEPENDENCIES: usize = 128;
@@ -215,6 +218,7 @@ fn check(args: &RunArgs, services: &HostServices) -> Result<(), CallError> {
 /// Run one `run_<language>` call on `plugin`.
 pub async fn call(
     services: &Arc<HostServices>,
+    registry: &Registry,
     plugin: &Arc<Plugin>,
     arguments: Value,
     sink: Arc<dyn CallSink>,
@@ -226,11 +230,10 @@ pub async fn call(
     let args: RunArgs = serde_json::from_value(arguments)
         .map_err(|e| invalid(format!("arguments of `{}`: {e}", tool_name(info))))?;
     check(&args, services)?;
-    if let Some(sandbox) = &args.sandbox {
-        return Err(CallError::Plugin(WitError::NotFound(format!(
-            "sandbox `{sandbox}`: no backend plugin that offers sandboxes is loaded; run without `sandbox`, or load a backend"
-        ))));
-    }
+    let sandbox = match &args.sandbox {
+        Some(name) => Some(sandbox_place(services, registry, name, info, &args)?),
+        None => None,
+    };
     let dependencies: Vec<String> = args
         .dependencies
         .into_iter()
@@ -288,9 +291,79 @@ pub async fn call(
             cancel.cancel();
         })
     };
-    let outcome = plan::execute(services, &plugin.grants, execution, sink, cancel).await;
+    let outcome = match sandbox {
+        Some(place) => plan::execute_in_sandbox(&plugin.grants, execution, place, sink).await,
+        None => plan::execute(services, &plugin.grants, execution, sink, cancel).await,
+    };
     watcher.abort();
     Ok(output(&outcome.map_err(CallError::Plugin)?))
+}
+
+/// The backend `name` and the sandbox to create on it for this run.
+fn sandbox_place(
+    services: &HostServices,
+    registry: &Registry,
+    name: &str,
+    info: &RunnerInfo,
+    args: &RunArgs,
+) -> Result<SandboxPlace, CallError> {
+    let backend = registry
+        .plugins()
+        .find(|p| p.name() == name && p.world == World::Backend)
+        .cloned()
+        .ok_or_else(|| {
+            let loaded: Vec<&str> = registry
+                .plugins()
+                .filter(|p| p.world == World::Backend)
+                .map(|p| p.name())
+                .collect();
+            CallError::Plugin(WitError::NotFound(format!(
+                "sandbox backend `{name}`; loaded backends: {}",
+                if loaded.is_empty() {
+                    "none".to_string()
+                } else {
+                    loaded.join(", ")
+                }
+            )))
+        })?;
+    let runs = &services.runs.config;
+    let image = runs.sandbox_images.get(&info.language);
+    let mounts = image
+        .map(|i| i.mounts.iter().map(|m| parse_mount(m)).collect::<Result<Vec<_>, _>>())
+        .transpose()?
+        .unwrap_or_default();
+    let timeout = args.timeout_secs.unwrap_or(runs.default_timeout_secs);
+    Ok(SandboxPlace {
+        backend,
+        spec: SandboxSpec {
+            language: info.language.clone(),
+            image: image.map(|i| i.image.clone()),
+            network: image.is_some_and(|i| i.network),
+            // Room for setup and build besides the run itself.
+            ttl_seconds: Some(timeout + runs.setup_timeout_secs + 60),
+            mounts,
+        },
+    })
+}
+
+/// `HOST:CONTAINER[:ro]` from `[runs.sandbox_images]`.
+fn parse_mount(text: &str) -> Result<Mount, CallError> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [host, container] => (*host, *container, false),
+        [host, container, "ro"] => (*host, *container, true),
+        [host, container, "rw"] => (*host, *container, false),
+        _ => {
+            return Err(CallError::Plugin(WitError::InvalidInput(format!(
+                "sandbox mount `{text}` in berth.toml is not HOST:CONTAINER[:ro]"
+            ))));
+        }
+    };
+    Ok(Mount {
+        host_path: host.to_string(),
+        container_path: container.to_string(),
+        read_only,
+    })
 }
 
 /// The toolchain version, probed once per runner and host run.

@@ -197,6 +197,7 @@ async fn load_one(
         origin: source.origin,
         grants,
         limits,
+        config: config.plugin_config_json(&name),
     };
     let plugin = Plugin::load(parts, linker, services.clone())
         .await

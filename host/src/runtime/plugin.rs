@@ -12,7 +12,10 @@ use crate::capabilities::grants::Grants;
 use crate::capabilities::{Caller, HostServices, HostState};
 use crate::config::LimitsConfig;
 use crate::runtime::bindings::shared::berth::plugin::runner_types::{RunPlan, RunnerInfo, Snippet};
-use crate::runtime::bindings::types::{Content, ResourceBody, Tool, ToolOutput};
+use crate::runtime::bindings::shared::berth::plugin::workload_types::SandboxSpec;
+use crate::runtime::bindings::types::{
+    Command, Content, Error as WitError, File, ProcessOutput, ResourceBody, Tool, ToolOutput,
+};
 use crate::runtime::bindings::{backend, runner, template, tools};
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::limits::CallError;
@@ -123,6 +126,8 @@ pub struct Plugin {
     pub origin: Origin,
     /// What it runs, when it is a runner.
     pub runner: Option<RunnerInfo>,
+    /// Its settings from berth.toml, as a JSON object string.
+    pub config: Arc<str>,
     pre: WorldPre,
     slots: tokio::sync::Semaphore,
     services: Arc<HostServices>,
@@ -141,6 +146,8 @@ pub struct PluginParts {
     pub grants: Grants,
     /// Limits.
     pub limits: LimitsConfig,
+    /// Settings from berth.toml, as a JSON object string.
+    pub config: String,
 }
 
 impl Plugin {
@@ -157,6 +164,7 @@ impl Plugin {
             origin,
             grants,
             limits,
+            config,
         } = parts;
         let engine = linker.engine().clone();
         let component_type = component.component_type();
@@ -190,6 +198,7 @@ impl Plugin {
             tools: Vec::new(),
             origin,
             runner: None,
+            config: config.into(),
             pre,
             slots: tokio::sync::Semaphore::new(limits.max_concurrent.max(1) as usize),
             services,
@@ -237,9 +246,10 @@ impl Plugin {
                     .call_plan(&mut *store, snippet)
                     .await
             }
-            _ => Ok(Err(crate::runtime::bindings::types::Error::Unavailable(
-                format!("plugin `{}` is not a runner", self.name()),
-            ))),
+            _ => Ok(Err(WitError::Unavailable(format!(
+                "plugin `{}` is not a runner",
+                self.name()
+            )))),
         })
         .await?
         .map_err(CallError::Plugin)
@@ -276,11 +286,95 @@ impl Plugin {
         Ok(output)
     }
 
+    /// Run `f` against a backend plugin's `sandbox` export, allowing the
+    /// call `wall` at least (a long command inside the sandbox).
+    async fn with_sandbox<R>(
+        &self,
+        wall: Duration,
+        sink: Arc<dyn CallSink>,
+        f: impl AsyncFnOnce(
+            &backend::exports::berth::plugin::sandbox::Guest,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<R, WitError>>,
+    ) -> Result<R, CallError> {
+        self.guarded_for(wall, sink, async |instance, store| match instance {
+            Instance::Backend(i) => f(i.berth_plugin_sandbox(), store).await,
+            _ => Ok(Err(WitError::Unavailable(format!(
+                "plugin `{}` is not a backend",
+                self.name()
+            )))),
+        })
+        .await?
+        .map_err(CallError::Plugin)
+    }
+
+    /// Create a sandbox on this backend; returns its id.
+    pub async fn sandbox_create(
+        &self,
+        spec: &SandboxSpec,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<String, CallError> {
+        self.with_sandbox(Duration::ZERO, sink, async |g, store| {
+            g.call_create(&mut *store, spec).await
+        })
+        .await
+    }
+
+    /// Write files into a sandbox.
+    pub async fn sandbox_put_files(
+        &self,
+        id: &str,
+        files: &[File],
+        sink: Arc<dyn CallSink>,
+    ) -> Result<(), CallError> {
+        self.with_sandbox(Duration::ZERO, sink, async |g, store| {
+            g.call_put_files(&mut *store, id, files).await
+        })
+        .await
+    }
+
+    /// Run a command in a sandbox, for at most `timeout`.
+    pub async fn sandbox_exec(
+        &self,
+        id: &str,
+        command: &Command,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<ProcessOutput, CallError> {
+        let timeout_ms = timeout.as_millis() as u64;
+        // The backend needs a little longer than the command to report.
+        let wall = timeout + Duration::from_secs(30);
+        self.with_sandbox(wall, sink, async |g, store| {
+            g.call_exec(&mut *store, id, command, stdin, Some(timeout_ms))
+                .await
+        })
+        .await
+    }
+
+    /// Destroy a sandbox.
+    pub async fn sandbox_destroy(&self, id: &str, sink: Arc<dyn CallSink>) -> Result<(), CallError> {
+        self.with_sandbox(Duration::ZERO, sink, async |g, store| {
+            g.call_destroy(&mut *store, id).await
+        })
+        .await
+    }
+
+    /// Ask the backend to remove what outlived its TTL (every sandbox, with
+    /// `all_sandboxes`).
+    pub async fn reap(&self, all_sandboxes: bool) -> Result<u32, CallError> {
+        self.with_sandbox(Duration::ZERO, Arc::new(Unattended), async |g, store| {
+            g.call_reap(&mut *store, all_sandboxes).await
+        })
+        .await
+    }
+
     /// A fresh store for one call, with the memory limit and CPU budget set.
     fn new_store(&self, sink: Arc<dyn CallSink>) -> Store<HostState> {
         let caller = Caller {
             plugin: self.manifest.name.as_str().into(),
             grants: self.grants.clone(),
+            config: self.config.clone(),
         };
         let memory = (self.limits.memory_mib as usize) << 20;
         let state = HostState::new(caller, self.services.clone(), sink, memory);
@@ -309,11 +403,21 @@ impl Plugin {
         sink: Arc<dyn CallSink>,
         f: impl AsyncFnOnce(&Instance, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let wall = Duration::from_millis(self.limits.timeout_ms);
+        self.guarded_for(Duration::ZERO, sink, f).await
+    }
+
+    /// [`Plugin::guarded`], with the wall timeout raised to `at_least`.
+    async fn guarded_for<R>(
+        &self,
+        at_least: Duration,
+        sink: Arc<dyn CallSink>,
+        f: impl AsyncFnOnce(&Instance, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let wall = Duration::from_millis(self.limits.timeout_ms).max(at_least);
         let started = tokio::time::Instant::now();
         let timeout = || CallError::Timeout {
             plugin: self.name().to_string(),
-            limit_ms: self.limits.timeout_ms,
+            limit_ms: wall.as_millis() as u64,
         };
         let _permit = tokio::time::timeout(wall, self.slots.acquire())
             .await

@@ -19,8 +19,13 @@ use crate::runtime::engine::{self, Compiler};
 use crate::runtime::limits::CallError;
 use crate::runtime::loader::{self, LoadStats};
 use crate::runtime::plugin::Plugin;
+use crate::runtime::bindings::types::Error as WitError;
 use crate::runtime::registry::{LoadFailure, Registry};
+use crate::runtime::world::World;
 use crate::state::{AuditEntry, Database};
+
+/// How often backends are asked to reap what outlived its TTL.
+const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a tool call did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +112,34 @@ impl PluginHost {
             metrics: Metrics::default(),
         });
         host.reload().await;
+        // No run of this host is in flight yet: every sandbox a backend
+        // holds is an orphan of an earlier run.
+        host.reap(true).await;
+        let weak = Arc::downgrade(&host);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(host) = weak.upgrade() else { break };
+                host.reap(false).await;
+            }
+        });
         Ok(host)
+    }
+
+    /// Ask every backend to remove what outlived its TTL (and, with
+    /// `all_sandboxes`, every sandbox).
+    pub async fn reap(&self, all_sandboxes: bool) {
+        let registry = self.registry();
+        for backend in registry.plugins().filter(|p| p.world == World::Backend) {
+            match backend.reap(all_sandboxes).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(backend = backend.name(), removed, "reaped expired sandboxes and workloads"),
+                Err(CallError::Plugin(WitError::Unavailable(_))) => {}
+                Err(err) => tracing::warn!(backend = backend.name(), "reaping failed: {err}"),
+            }
+        }
     }
 
     /// The configuration.
@@ -229,7 +261,9 @@ impl PluginHost {
                     .await
             }
             ToolSource::Run => {
-                generated::run::call(&self.services, &entry.plugin, arguments, sink).await
+                let registry = self.registry();
+                generated::run::call(&self.services, &registry, &entry.plugin, arguments, sink)
+                    .await
             }
             ToolSource::Sessions => {
                 generated::sessions::call(&self.services.runs, tool, &arguments)
