@@ -49,6 +49,17 @@ pub fn config() -> serde_json::Value {
     serde_json::from_str(&context::config()).unwrap_or_else(|_| serde_json::json!({}))
 }
 
+/// This berth deployment's id: stable across restarts, distinct per data
+/// directory. Label what the plugin creates with it, so that only this
+/// deployment lists and reaps it.
+///
+/// ```no_run
+/// let label = format!("berth.owner={}", berth_sdk::instance());
+/// ```
+pub fn instance() -> String {
+    context::instance()
+}
+
 /// Ask the user a question; `requested_schema` is a JSON Schema object with
 /// flat primitive properties. Needs the `elicit` grant.
 ///

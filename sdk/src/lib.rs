@@ -52,7 +52,9 @@ mod kinds;
 mod tool;
 
 pub use error::Result;
-pub use host::{cancelled, config, elicit, elicit_as, log, mirrord, process, progress, state};
+pub use host::{
+    cancelled, config, elicit, elicit_as, instance, log, mirrord, process, progress, state,
+};
 pub use kinds::{
     Backend, MAX_DEPENDENCIES, Plugin, Runner, Template, check_dependency_count,
     check_dependency_spec,
@@ -71,7 +73,8 @@ pub use bindings::berth::plugin::runner_types::{Environment, RunPlan, RunnerInfo
 
 /// Workloads, sandboxes and templates (`berth:plugin/workload-types`).
 pub use bindings::berth::plugin::workload_types::{
-    HealthCheck, McpTransport, Mount, Port, Resources, SandboxSpec, TemplateInfo, Workload, WorkloadStatus,
+    HealthCheck, McpTransport, Mount, Port, Resources, SandboxSpec, TemplateInfo, Workload,
+    WorkloadStatus,
 };
 
 /// Log severities for [`log`].

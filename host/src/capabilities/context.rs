@@ -126,6 +126,10 @@ impl wit::Host for HostState {
         Ok(self.call.cancelled())
     }
 
+    async fn instance(&mut self) -> wasmtime::Result<String> {
+        Ok(self.services.instance.clone())
+    }
+
     async fn config(&mut self) -> wasmtime::Result<String> {
         // A plugin's own settings are always readable by it, and only by it.
         Ok(self.caller.config.to_string())

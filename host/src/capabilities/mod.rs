@@ -35,6 +35,8 @@ pub struct HostServices {
     pub process_slots: tokio::sync::Semaphore,
     /// Snippet runs: environments, caches, limits.
     pub runs: crate::exec::RunServices,
+    /// This deployment's id (see `context.instance`).
+    pub instance: String,
 }
 
 impl HostServices {
@@ -47,14 +49,24 @@ impl HostServices {
         runs: crate::exec::RunServices,
     ) -> Self {
         let slots = process.max_concurrent.max(1);
+        let instance = instance_id(&workspace_root);
         Self {
             db,
             process,
             workspace_root,
             process_slots: tokio::sync::Semaphore::new(slots),
+            instance,
             runs,
         }
     }
+}
+
+/// A short stable id of the deployment whose workspaces live at `root`.
+fn instance_id(root: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
+    hex::encode(&digest[..6])
 }
 
 /// Who is calling a host function: the plugin's name and grants.

@@ -382,7 +382,11 @@ impl Places<'_> {
                 command.program
             )));
         }
-        if let Some((name, _)) = command.env.iter().find(|(n, _)| process::is_forbidden_env(n)) {
+        if let Some((name, _)) = command
+            .env
+            .iter()
+            .find(|(n, _)| process::is_forbidden_env(n))
+        {
             return Err(WitError::InvalidInput(format!(
                 "environment variable `{name}` may not be set"
             )));

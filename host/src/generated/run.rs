@@ -17,9 +17,9 @@ use crate::exec::process;
 use crate::generated::sessions;
 use crate::runtime::bindings::shared::berth::plugin::mirrord::{Target, TargetKind};
 use crate::runtime::bindings::shared::berth::plugin::runner_types::{RunnerInfo, Snippet};
+use crate::runtime::bindings::shared::berth::plugin::workload_types::{Mount, SandboxSpec};
 use crate::runtime::bindings::types::{Content, Error as WitError, Tool, ToolHints, ToolOutput};
 use crate::runtime::limits::CallError;
-use crate::runtime::bindings::shared::berth::plugin::workload_types::{Mount, SandboxSpec};
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::Registry;
 use crate::runtime::world::World;
@@ -329,7 +329,12 @@ fn sandbox_place(
     let runs = &services.runs.config;
     let image = runs.sandbox_images.get(&info.language);
     let mounts = image
-        .map(|i| i.mounts.iter().map(|m| parse_mount(m)).collect::<Result<Vec<_>, _>>())
+        .map(|i| {
+            i.mounts
+                .iter()
+                .map(|m| parse_mount(m))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .transpose()?
         .unwrap_or_default();
     let timeout = args.timeout_secs.unwrap_or(runs.default_timeout_secs);

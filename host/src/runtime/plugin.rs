@@ -353,7 +353,11 @@ impl Plugin {
     }
 
     /// Destroy a sandbox.
-    pub async fn sandbox_destroy(&self, id: &str, sink: Arc<dyn CallSink>) -> Result<(), CallError> {
+    pub async fn sandbox_destroy(
+        &self,
+        id: &str,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<(), CallError> {
         self.with_sandbox(Duration::ZERO, sink, async |g, store| {
             g.call_destroy(&mut *store, id).await
         })

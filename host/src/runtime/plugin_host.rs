@@ -14,12 +14,12 @@ use crate::config::Config;
 use crate::exec::workspace;
 use crate::generated::{self, ToolSource};
 use crate::metrics::Metrics;
+use crate::runtime::bindings::types::Error as WitError;
 use crate::runtime::bindings::types::ToolOutput;
 use crate::runtime::engine::{self, Compiler};
 use crate::runtime::limits::CallError;
 use crate::runtime::loader::{self, LoadStats};
 use crate::runtime::plugin::Plugin;
-use crate::runtime::bindings::types::Error as WitError;
 use crate::runtime::registry::{LoadFailure, Registry};
 use crate::runtime::world::World;
 use crate::state::{AuditEntry, Database};
@@ -135,7 +135,11 @@ impl PluginHost {
         for backend in registry.plugins().filter(|p| p.world == World::Backend) {
             match backend.reap(all_sandboxes).await {
                 Ok(0) => {}
-                Ok(removed) => tracing::info!(backend = backend.name(), removed, "reaped expired sandboxes and workloads"),
+                Ok(removed) => tracing::info!(
+                    backend = backend.name(),
+                    removed,
+                    "reaped expired sandboxes and workloads"
+                ),
                 Err(CallError::Plugin(WitError::Unavailable(_))) => {}
                 Err(err) => tracing::warn!(backend = backend.name(), "reaping failed: {err}"),
             }

@@ -29,6 +29,8 @@ const KIND: &str = "berth.kind";
 const NAME: &str = "berth.name";
 /// Unix time after which the reaper removes it; `0` for never.
 const EXPIRES: &str = "berth.expires";
+/// The berth deployment that created it (`berth_sdk::instance`).
+const OWNER: &str = "berth.owner";
 /// Prefix of workload container names.
 const WORKLOAD_PREFIX: &str = "berth-";
 /// Prefix of sandbox container names.
@@ -97,6 +99,7 @@ fn hardened(resources: &Resources, network: bool, writable_root: bool, settings:
         format!("--pids-limit={pids}"),
         format!("--pull={}", settings.pull),
         format!("--label={MANAGED}=true"),
+        format!("--label={OWNER}={}", berth_sdk::instance()),
     ];
     if !writable_root {
         flags.push("--read-only".into());
@@ -231,6 +234,7 @@ fn managed(kind: Option<&str>) -> berth_sdk::Result<Vec<Value>> {
         "--all".into(),
         "--format=json".into(),
         format!("--filter=label={MANAGED}=true"),
+        format!("--filter=label={OWNER}={}", berth_sdk::instance()),
     ];
     if let Some(kind) = kind {
         args.push(format!("--filter=label={KIND}={kind}"));
@@ -407,12 +411,16 @@ impl Backend for Podman {
 
     fn status(name: String) -> berth_sdk::Result<WorkloadStatus> {
         checks::name(&name)?;
-        inspect(&format!("{WORKLOAD_PREFIX}{name}"))
-            .map(|v| status_from_inspect(&v))
-            .map_err(|e| match e {
-                Error::NotFound(_) | Error::Failed(_) => Error::not_found(format!("workload `{name}`")),
-                other => other,
-            })
+        let not_found = || Error::not_found(format!("workload `{name}`"));
+        let value = inspect(&format!("{WORKLOAD_PREFIX}{name}")).map_err(|e| match e {
+            Error::NotFound(_) | Error::Failed(_) => not_found(),
+            other => other,
+        })?;
+        // Another deployment's container with the same name is not ours.
+        if value["Config"]["Labels"][OWNER].as_str() != Some(berth_sdk::instance().as_str()) {
+            return Err(not_found());
+        }
+        Ok(status_from_inspect(&value))
     }
 
     fn logs(name: String, tail: Option<u32>) -> berth_sdk::Result<String> {
