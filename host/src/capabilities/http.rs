@@ -77,6 +77,7 @@ mod tests {
         let hooks = GrantedHttp::new(Caller {
             plugin: "p".into(),
             grants: Arc::new(grants),
+            config: "{}".into(),
         });
         assert!(hooks.allows(&"https://api.example.com/v1".parse().unwrap()));
         assert!(!hooks.allows(&"https://example.com/".parse().unwrap()));

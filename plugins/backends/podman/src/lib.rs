@@ -401,7 +401,7 @@ impl Backend for Podman {
             // `podman run` may have created the container before failing to
             // start it (a port in use, say): leave nothing behind, unless
             // the name was taken by an existing workload.
-            if !err.message().contains("already in use") {
+            if !err.message().contains("name") || !err.message().contains("is already in use by") {
                 let _ = remove(&container);
             }
             return Err(err);

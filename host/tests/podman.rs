@@ -1,0 +1,273 @@
+//! The bundled podman backend against real podman (set up by
+//! `../shared/testenv/podman/setup`): workload round trip with its limits
+//! visible in `podman inspect`, snippets in sandboxes, no leaked
+//! containers, and refused bad input.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Sandbox, drive, first_text, python};
+use serde_json::{Value, json};
+
+/// Whether podman can run containers here; prints why not.
+fn podman_ready() -> bool {
+    let ok = Command::new("podman")
+        .args(["image", "exists", "localhost/busybox:latest"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let reason = "SKIPPED: podman with localhost/busybox is not available (run ../shared/testenv/podman/setup)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{reason}; CI must provide it");
+        }
+        eprintln!("{reason}");
+    }
+    ok
+}
+
+fn podman_sandbox() -> Sandbox {
+    let sandbox = Sandbox::with_bundled();
+    sandbox.write_config(
+        "[runs.sandbox_images.python]\nimage = \"localhost/host-runtime:latest\"\nmounts = [\"/usr:/usr:ro\"]\n\n[plugin_config.podman]\nallowed_volume_roots = [\"/usr\"]\n",
+    );
+    sandbox
+}
+
+fn job(sandbox: &Sandbox, ops: Value) -> Value {
+    let env: serde_json::Map<String, Value> = std::env::vars()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({ "stdio": sandbox.stdio_command(), "mode": "legacy", "ops": ops, "env": env })
+}
+
+fn call(tool: &str, args: Value) -> Value {
+    json!({"op": "call", "tool": tool, "args": args})
+}
+
+/// Names of containers with `label`.
+fn containers(label: &str) -> Vec<String> {
+    let out = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label={label}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_workload_round_trip_with_limits_in_inspect() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = podman_sandbox();
+    let name = format!("web-{}", std::process::id());
+    let container = format!("berth-{name}");
+    let start = call(
+        "podman_start",
+        json!({"name": name, "image": "localhost/busybox:latest",
+               "command": ["httpd", "-f", "-p", "8080", "-h", "/tmp"],
+               "ports": [{"container_port": 8080}], "network": true, "memory_mb": 64, "pids": 50}),
+    );
+    let results = drive(&py, job(&sandbox, json!([start])));
+    let status: Value = serde_json::from_str(&first_text(&results[0]))
+        .unwrap_or_else(|e| panic!("{e}: {}", results[0]));
+    assert_eq!(status["phase"], "running", "{status}");
+    let endpoint = status["endpoints"][0].as_str().unwrap().to_string();
+    assert!(
+        endpoint.starts_with("127.0.0.1:"),
+        "published beyond loopback: {endpoint}"
+    );
+
+    let inspect = Command::new("podman")
+        .args(["inspect", &container])
+        .output()
+        .unwrap();
+    let inspect: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let host = &inspect[0]["HostConfig"];
+    assert_eq!(host["Memory"], 64 << 20);
+    assert_eq!(host["PidsLimit"], 50);
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert!(
+        host["SecurityOpt"]
+            .to_string()
+            .contains("no-new-privileges"),
+        "{host}"
+    );
+    assert!(host["CapAdd"].as_array().is_none_or(|a| a.is_empty()));
+    assert_eq!(inspect[0]["Config"]["Labels"]["berth.managed"], "true");
+
+    let mut stream =
+        std::net::TcpStream::connect(&endpoint).expect("the published port is reachable");
+    use std::io::{Read, Write};
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1."), "{reply}");
+
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            json!([
+                call("podman_status", json!({"name": name})),
+                call("podman_list", json!({})),
+                call("podman_logs", json!({"name": name, "tail": 10})),
+                call("podman_stop", json!({"name": name})),
+                call("podman_status", json!({"name": name})),
+            ]),
+        ),
+    );
+    assert!(first_text(&results[0]).contains("running"));
+    assert!(first_text(&results[1]).contains(&name));
+    assert_eq!(results[2]["result"]["isError"], false);
+    assert_eq!(results[3]["result"]["isError"], false);
+    assert!(
+        first_text(&results[4]).starts_with("not-found:"),
+        "{}",
+        results[4]
+    );
+    assert!(!containers("berth.managed=true").contains(&container));
+}
+
+#[test]
+fn snippets_run_in_sandboxes_and_leave_no_containers() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = podman_sandbox();
+    let code = "import os, socket\nprint(os.getuid())\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n    print('online')\nexcept OSError:\n    print('offline')";
+    let calls: Vec<Value> = (0..20)
+        .map(|_| json!({"tool": "run_python", "args": {"code": code, "sandbox": "podman"}}))
+        .collect();
+    let results = drive(
+        &py,
+        job(&sandbox, json!([{"op": "concurrent", "calls": calls}])),
+    );
+    for outcome in results[0]["results"].as_array().unwrap() {
+        let s = &outcome["result"]["structuredContent"];
+        assert_eq!(s["exit_code"], 0, "{outcome}");
+        assert_eq!(
+            s["stdout"], "65534\noffline\n",
+            "not unprivileged and offline: {outcome}"
+        );
+    }
+    // Sandboxes of other tests may run at the same time: count only those
+    // carrying this data dir's owner label.
+    let leaked = Command::new("podman")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            "label=berth.kind=sandbox",
+            "--filter",
+        ])
+        .arg(format!("label=berth.owner={}", owner_of(&sandbox)))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&leaked.stdout).trim().is_empty(),
+        "sandboxes leaked"
+    );
+}
+
+/// The owner label berth puts on containers for `sandbox`'s data dir.
+fn owner_of(sandbox: &Sandbox) -> String {
+    use sha2::{Digest, Sha256};
+    let root = sandbox.data().join("work");
+    let root = root.canonicalize().unwrap_or(root);
+    hex::encode(&Sha256::digest(root.as_os_str().as_encoded_bytes())[..6])
+}
+
+#[test]
+fn orphans_of_a_killed_berth_are_reaped_at_restart() {
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = podman_sandbox();
+    let mut child = Command::new(common::berth())
+        .args(sandbox.args())
+        .args([
+            "call",
+            "run_python",
+            "--args",
+            r#"{"code": "import time; time.sleep(120)", "sandbox": "podman", "timeout_secs": 300}"#,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let owner = loop {
+        let owner = owner_of(&sandbox);
+        if !containers(&format!("berth.owner={owner}")).is_empty() {
+            break owner;
+        }
+        assert!(std::time::Instant::now() < deadline, "no sandbox appeared");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    child.kill().unwrap();
+    let _ = child.wait();
+    let filter = format!("berth.owner={owner}");
+    assert_eq!(
+        containers(&filter).len(),
+        1,
+        "the orphan should still be there after kill -9"
+    );
+    let out = sandbox.run(&["tools"]);
+    assert!(out.status.success());
+    assert!(containers(&filter).is_empty(), "the reaper left the orphan");
+}
+
+#[test]
+fn bad_input_starts_nothing() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = podman_sandbox();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let cases = [
+        (
+            json!({"name": "bad-image", "image": "busybox;rm -rf /"}),
+            "busybox;rm",
+        ),
+        (
+            json!({"name": "Bad_Name", "image": "localhost/busybox:latest"}),
+            "Bad_Name",
+        ),
+        (
+            json!({"name": "outside", "image": "localhost/busybox:latest", "volumes": ["/etc:/x:ro"]}),
+            "/etc",
+        ),
+        (
+            json!({"name": "port-busy", "image": "localhost/busybox:latest", "command": ["sleep", "60"], "network": true,
+                "ports": [{"container_port": 80, "host_port": port}]}),
+            "address already in use",
+        ),
+    ];
+    let ops: Vec<Value> = cases
+        .iter()
+        .map(|(a, _)| call("podman_start", a.clone()))
+        .collect();
+    let results = drive(&py, job(&sandbox, Value::Array(ops)));
+    for ((args, named), outcome) in cases.iter().zip(&results) {
+        let text = first_text(outcome);
+        assert_eq!(outcome["result"]["isError"], true, "{args}: {outcome}");
+        assert!(text.contains(named), "{args}: {text}");
+    }
+    let filter = format!("berth.owner={}", owner_of(&sandbox));
+    assert!(
+        containers(&filter).is_empty(),
+        "bad input started {:?}",
+        containers(&filter)
+    );
+    drop(busy);
+}
