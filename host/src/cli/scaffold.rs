@@ -130,6 +130,7 @@ impl Template for {ty} {
             mcp: None,
             network: false,
             writable_root: false,
+            mounts: vec![],
             ttl_seconds: Some(3600),
             labels: vec![],
         })
