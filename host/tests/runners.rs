@@ -439,13 +439,13 @@ fn an_unknown_sandbox_is_not_found() {
             None,
             json!([run(
                 "run_python",
-                json!({"code": "print(1)", "sandbox": "podman"})
+                json!({"code": "print(1)", "sandbox": "no-such-backend"})
             )]),
         ),
     );
     let text = first_text(&results[0]);
     assert!(
-        text.starts_with("not-found:") && text.contains("podman"),
+        text.starts_with("not-found:") && text.contains("no-such-backend"),
         "{text}"
     );
 }
