@@ -368,20 +368,28 @@ struct Places<'a> {
 }
 
 impl Places<'_> {
-    /// `command` with placeholders filled in, after the same program check
-    /// as on the host: granted to the runner, or built by its own steps.
-    fn fill(&self, command: &Command, grants: &Grants) -> Result<Command, WitError> {
+    /// The program of `command` with placeholders filled in, and whether it
+    /// lies inside the workspace or environment (built by the plan's own
+    /// steps). Any other program must be granted to the runner.
+    fn program(&self, command: &Command, grants: &Grants) -> Result<(String, bool), WitError> {
         let program = self.substitute(&command.program);
-        let own = Path::new(&program).is_absolute()
+        let path = Path::new(&program);
+        let own = path.is_absolute()
             && !program.contains("..")
-            && (Path::new(&program).starts_with(self.work)
-                || self.env.is_some_and(|e| Path::new(&program).starts_with(e)));
+            && (path.starts_with(self.work) || self.env.is_some_and(|e| path.starts_with(e)));
         if !own && !grants.allows_program(&command.program) {
             return Err(WitError::Denied(format!(
                 "the plan runs `{}`, which the runner is not granted; allow it in berth.toml [policy.<runner>] process",
                 command.program
             )));
         }
+        Ok((program, own))
+    }
+
+    /// `command` with placeholders filled in, after the same program check
+    /// as on the host: granted to the runner, or built by its own steps.
+    fn fill(&self, command: &Command, grants: &Grants) -> Result<Command, WitError> {
+        let (program, _) = self.program(command, grants)?;
         if let Some((name, _)) = command
             .env
             .iter()
@@ -442,20 +450,7 @@ impl Steps<'_> {
         command: &Command,
         extra_env: &[(String, String)],
     ) -> Result<Resolved, WitError> {
-        let program = self.places.substitute(&command.program);
-        let inside_own_dirs = Path::new(&program).is_absolute()
-            && !program.contains("..")
-            && (Path::new(&program).starts_with(self.places.work)
-                || self
-                    .places
-                    .env
-                    .is_some_and(|e| Path::new(&program).starts_with(e)));
-        if !inside_own_dirs && !self.grants.allows_program(&command.program) {
-            return Err(WitError::Denied(format!(
-                "the plan runs `{}`, which the runner is not granted; allow it in berth.toml [policy.<runner>] process",
-                command.program
-            )));
-        }
+        let (program, inside_own_dirs) = self.places.program(command, self.grants)?;
         let resolved = if inside_own_dirs {
             PathBuf::from(&program)
         } else {
