@@ -70,6 +70,31 @@ pub struct Config {
     pub runs: RunsConfig,
     /// Settings handed to each plugin (`context.config`), by plugin name.
     pub plugin_config: BTreeMap<String, toml::Table>,
+    /// The Kubernetes cluster the `kube` capability talks to.
+    pub kube: KubeConfig,
+}
+
+/// Which cluster `kube` uses. Without settings it follows kubectl:
+/// `KUBECONFIG`, then `~/.kube/config`, then the in-cluster service account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeConfig {
+    /// A kubeconfig file to read instead.
+    pub kubeconfig: Option<PathBuf>,
+    /// The context to use instead of the kubeconfig's current one.
+    pub context: Option<String>,
+    /// Longest a single API request may take, seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            context: None,
+            request_timeout_secs: 30,
+        }
+    }
 }
 
 /// Tool filter: a tool is served when it matches `allow` (or `allow` is
@@ -312,6 +337,7 @@ impl Default for Config {
             process: ProcessConfig::default(),
             runs: RunsConfig::default(),
             plugin_config: BTreeMap::new(),
+            kube: KubeConfig::default(),
         }
     }
 }

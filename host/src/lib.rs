@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod generated;
+pub mod kube;
 pub mod mcp;
 pub mod metrics;
 pub mod runtime;

@@ -19,6 +19,8 @@ pub struct Requested {
     pub elicit: bool,
     /// Whether it wants to run commands under `mirrord exec`.
     pub mirrord: bool,
+    /// The Kubernetes actions it wants (`[capabilities.kube]`).
+    pub kube: Option<KubeAccess>,
 }
 
 /// What the host's policy allows one plugin (or every plugin, as `"*"`).
@@ -35,6 +37,8 @@ pub struct Policy {
     pub elicit: bool,
     /// Whether it may run commands under `mirrord exec`.
     pub mirrord: bool,
+    /// The Kubernetes actions it may take (`[policy.NAME.kube]`).
+    pub kube: Option<KubeAccess>,
 }
 
 impl Policy {
@@ -46,6 +50,10 @@ impl Policy {
             http: self.http.union(&other.http).cloned().collect(),
             elicit: self.elicit || other.elicit,
             mirrord: self.mirrord || other.mirrord,
+            kube: match (&self.kube, &other.kube) {
+                (Some(a), Some(b)) => Some(a.union(b)),
+                (a, b) => a.clone().or_else(|| b.clone()),
+            },
         }
     }
 }
@@ -59,6 +67,7 @@ impl From<&Requested> for Policy {
             http: requested.http.clone(),
             elicit: requested.elicit,
             mirrord: requested.mirrord,
+            kube: requested.kube.clone(),
         }
     }
 }
@@ -76,6 +85,8 @@ pub struct Grants {
     pub elicit: bool,
     /// Whether it may run commands under mirrord.
     pub mirrord: bool,
+    /// The Kubernetes actions it may take; none when absent.
+    pub kube: Option<KubeAccess>,
 }
 
 impl Grants {
@@ -101,6 +112,10 @@ impl Grants {
                 .collect(),
             elicit: requested.elicit && policy.elicit,
             mirrord: requested.mirrord && policy.mirrord,
+            kube: match (&requested.kube, &policy.kube) {
+                (Some(wanted), Some(allowed)) => Some(wanted.intersect(allowed)),
+                _ => None,
+            },
         }
     }
 
@@ -128,6 +143,12 @@ impl Grants {
         if requested.mirrord && !self.mirrord {
             refused.push("mirrord".into());
         }
+        if let Some(wanted) = &requested.kube {
+            match &self.kube {
+                None => refused.push("kube".into()),
+                Some(granted) => refused.extend(granted.refused(wanted)),
+            }
+        }
         refused
     }
 
@@ -147,6 +168,119 @@ impl Grants {
                 None => pattern == host,
             }
         })
+    }
+}
+
+/// Kubernetes access: which contexts, namespaces, verbs and kinds. Each
+/// set holds names or `"*"` for any. The context berth is configured with
+/// needs no entry in `contexts`; other kubeconfig contexts do.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeAccess {
+    /// Kubeconfig contexts besides the configured one.
+    pub contexts: BTreeSet<String>,
+    /// Namespaces.
+    pub namespaces: BTreeSet<String>,
+    /// Verbs: `apply`, `get`, `list`, `delete`, `scale`, `wait`, `logs`,
+    /// `exec`, `port-forward`.
+    pub verbs: BTreeSet<String>,
+    /// Kinds, as in manifests: `Pod`, `Deployment`, `Service`, ...
+    pub kinds: BTreeSet<String>,
+}
+
+/// The verbs a [`KubeAccess`] can name.
+pub const KUBE_VERBS: [&str; 9] = [
+    "apply",
+    "get",
+    "list",
+    "delete",
+    "scale",
+    "wait",
+    "logs",
+    "exec",
+    "port-forward",
+];
+
+/// Items of `wanted` that `allowed` allows, where `"*"` in either stands
+/// for anything the other names.
+fn intersect_sets(wanted: &BTreeSet<String>, allowed: &BTreeSet<String>) -> BTreeSet<String> {
+    if allowed.contains("*") {
+        wanted.clone()
+    } else if wanted.contains("*") {
+        allowed.clone()
+    } else {
+        wanted.intersection(allowed).cloned().collect()
+    }
+}
+
+fn allows(set: &BTreeSet<String>, item: &str) -> bool {
+    set.contains("*") || set.contains(item)
+}
+
+impl KubeAccess {
+    /// Everything either allows.
+    fn union(&self, other: &KubeAccess) -> KubeAccess {
+        let both = |a: &BTreeSet<String>, b: &BTreeSet<String>| a.union(b).cloned().collect();
+        KubeAccess {
+            contexts: both(&self.contexts, &other.contexts),
+            namespaces: both(&self.namespaces, &other.namespaces),
+            verbs: both(&self.verbs, &other.verbs),
+            kinds: both(&self.kinds, &other.kinds),
+        }
+    }
+
+    /// What is both wanted and allowed.
+    fn intersect(&self, allowed: &KubeAccess) -> KubeAccess {
+        KubeAccess {
+            contexts: intersect_sets(&self.contexts, &allowed.contexts),
+            namespaces: intersect_sets(&self.namespaces, &allowed.namespaces),
+            verbs: intersect_sets(&self.verbs, &allowed.verbs),
+            kinds: intersect_sets(&self.kinds, &allowed.kinds),
+        }
+    }
+
+    /// Wanted items this grant lacks, for the load report.
+    fn refused(&self, wanted: &KubeAccess) -> Vec<String> {
+        let mut refused = Vec::new();
+        for (field, want, have) in [
+            ("context", &wanted.contexts, &self.contexts),
+            ("namespace", &wanted.namespaces, &self.namespaces),
+            ("verb", &wanted.verbs, &self.verbs),
+            ("kind", &wanted.kinds, &self.kinds),
+        ] {
+            refused.extend(
+                want.iter()
+                    .filter(|item| !allows(have, item))
+                    .map(|item| format!("kube:{field}:{item}")),
+            );
+        }
+        refused
+    }
+
+    /// Why `verb` on `kind` in `namespace` (through `context`, when not the
+    /// configured one) is refused, or `None` when it is allowed.
+    pub fn refusal(
+        &self,
+        verb: &str,
+        context: Option<&str>,
+        namespace: &str,
+        kind: &str,
+    ) -> Option<String> {
+        if !allows(&self.verbs, verb) {
+            return Some(format!("the kube verb `{verb}`"));
+        }
+        if let Some(context) = context
+            && !allows(&self.contexts, context)
+        {
+            return Some(format!("the kube context `{context}`"));
+        }
+        if !allows(&self.namespaces, namespace) {
+            return Some(format!("the namespace `{namespace}`"));
+        }
+        if !allows(&self.kinds, kind) {
+            return Some(format!("the kind `{kind}`"));
+        }
+        None
     }
 }
 
@@ -173,6 +307,7 @@ mod tests {
             http: set(&["a.com"]),
             elicit: true,
             mirrord: true,
+            kube: None,
         };
         let policy = Policy {
             process: set(&["podman"]),
@@ -180,6 +315,7 @@ mod tests {
             http: set(&["a.com", "b.com"]),
             elicit: true,
             mirrord: false,
+            kube: None,
         };
         let grants = Grants::intersect(&requested, &policy);
         assert_eq!(grants.process, set(&["podman"]));
@@ -198,6 +334,61 @@ mod tests {
     }
 
     #[test]
+    fn kube_grants_intersect_per_field_and_refuse_what_is_missing() {
+        let wanted = KubeAccess {
+            contexts: set(&[]),
+            namespaces: set(&["*"]),
+            verbs: set(&["get", "apply", "exec"]),
+            kinds: set(&["Pod", "Deployment"]),
+        };
+        let allowed = KubeAccess {
+            contexts: set(&[]),
+            namespaces: set(&["team-a"]),
+            verbs: set(&["get", "apply"]),
+            kinds: set(&["*"]),
+        };
+        let requested = Requested {
+            kube: Some(wanted.clone()),
+            ..Default::default()
+        };
+        let policy = Policy {
+            kube: Some(allowed),
+            ..Default::default()
+        };
+        let grants = Grants::intersect(&requested, &policy);
+        let kube = grants.kube.clone().expect("kube is granted");
+        assert_eq!(kube.namespaces, set(&["team-a"]));
+        assert_eq!(kube.kinds, set(&["Pod", "Deployment"]));
+        assert_eq!(
+            grants.refused(&requested),
+            vec!["kube:namespace:*", "kube:verb:exec"]
+        );
+        assert_eq!(kube.refusal("get", None, "team-a", "Pod"), None);
+        assert_eq!(
+            kube.refusal("get", None, "default", "Pod").as_deref(),
+            Some("the namespace `default`")
+        );
+        assert_eq!(
+            kube.refusal("exec", None, "team-a", "Pod").as_deref(),
+            Some("the kube verb `exec`")
+        );
+        assert_eq!(
+            kube.refusal("get", None, "team-a", "Secret").as_deref(),
+            Some("the kind `Secret`")
+        );
+        assert_eq!(
+            kube.refusal("get", Some("prod"), "team-a", "Pod")
+                .as_deref(),
+            Some("the kube context `prod`")
+        );
+        assert_eq!(
+            Grants::intersect(&requested, &Policy::default()).kube,
+            None,
+            "kube is not granted by default"
+        );
+    }
+
+    #[test]
     fn nothing_is_granted_by_default() {
         let requested = Requested {
             process: set(&["sh"]),
@@ -205,6 +396,7 @@ mod tests {
             http: set(&["*"]),
             elicit: true,
             mirrord: true,
+            kube: None,
         };
         assert_eq!(
             Grants::intersect(&requested, &Policy::default()),

@@ -14,6 +14,7 @@ use super::context::CallSink;
 use super::{HostServices, HostState};
 use crate::exec::process::{self, ProcessResult, ProcessSpec};
 use crate::exec::workspace::{self, Workspace};
+use crate::kube::names;
 use crate::runtime::bindings::shared::berth::plugin::mirrord::{
     self as wit, ExecRequest, Target, TargetKind,
 };
@@ -43,37 +44,11 @@ pub struct MirrordRun {
     pub timeout: Duration,
 }
 
-/// Whether `name` is a Kubernetes object name (a DNS-1123 subdomain).
-fn is_object_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !name.is_empty()
-        && name.len() <= 253
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.')
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-}
-
-/// Whether `name` is a DNS-1123 label, as namespaces are.
-fn is_label(name: &str) -> bool {
-    name.len() <= 63 && !name.contains('.') && is_object_name(name)
-}
-
 /// Check a target before anything starts.
 pub fn validate_target(target: &Target) -> Result<(), WitError> {
-    if !is_object_name(&target.name) {
-        return Err(WitError::InvalidInput(format!(
-            "target name `{}` is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253)",
-            target.name
-        )));
-    }
-    if let Some(ns) = &target.namespace
-        && !is_label(ns)
-    {
-        return Err(WitError::InvalidInput(format!(
-            "namespace `{ns}` is not a DNS label (lowercase letters, digits and '-', at most 63)"
-        )));
+    names::check_object_name("target name", &target.name).map_err(WitError::InvalidInput)?;
+    if let Some(ns) = &target.namespace {
+        names::check_label("namespace", ns).map_err(WitError::InvalidInput)?;
     }
     if let Some(config) = &target.config {
         if config.len() > MAX_CONFIG_BYTES {

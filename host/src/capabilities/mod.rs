@@ -6,6 +6,7 @@
 pub mod context;
 pub mod grants;
 pub mod http;
+pub mod kube;
 pub mod mirrord;
 pub mod process;
 pub mod state;
@@ -37,6 +38,8 @@ pub struct HostServices {
     pub runs: crate::exec::RunServices,
     /// This deployment's id (see `context.instance`).
     pub instance: String,
+    /// Kubernetes clusters and port-forwards.
+    pub kube: crate::kube::Clusters,
 }
 
 impl HostServices {
@@ -47,6 +50,7 @@ impl HostServices {
         process: ProcessConfig,
         workspace_root: std::path::PathBuf,
         runs: crate::exec::RunServices,
+        kube: crate::config::KubeConfig,
     ) -> Self {
         let slots = process.max_concurrent.max(1);
         let instance = instance_id(&workspace_root);
@@ -57,6 +61,7 @@ impl HostServices {
             process_slots: tokio::sync::Semaphore::new(slots),
             instance,
             runs,
+            kube: crate::kube::Clusters::new(kube),
         }
     }
 }
@@ -169,6 +174,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     context::add_to_linker(linker)?;
     process::add_to_linker(linker)?;
     mirrord::add_to_linker(linker)?;
+    kube::add_to_linker(linker)?;
     state::add_to_linker(linker)?;
     Ok(())
 }

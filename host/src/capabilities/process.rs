@@ -181,6 +181,7 @@ mod tests {
             ProcessConfig::default(),
             root.path().join("work"),
             crate::exec::RunServices::new(root.path(), &Default::default()),
+            Default::default(),
         );
         (caller, services, root)
     }

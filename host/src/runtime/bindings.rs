@@ -14,6 +14,7 @@ pub mod shared {
             import berth:plugin/process@0.1.0;
             import berth:plugin/state@0.1.0;
             import berth:plugin/mirrord@0.1.0;
+            import berth:plugin/kube@0.1.0;
             import berth:plugin/runner-types@0.1.0;
             import berth:plugin/workload-types@0.1.0;
         ",
@@ -34,6 +35,7 @@ pub mod tools {
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
             "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
+            "berth:plugin/kube": crate::runtime::bindings::shared::berth::plugin::kube,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,
         },
@@ -53,6 +55,7 @@ pub mod runner {
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
             "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
+            "berth:plugin/kube": crate::runtime::bindings::shared::berth::plugin::kube,
             "berth:plugin/runner-types": crate::runtime::bindings::shared::berth::plugin::runner_types,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,
@@ -73,6 +76,7 @@ pub mod backend {
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
             "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
+            "berth:plugin/kube": crate::runtime::bindings::shared::berth::plugin::kube,
             "berth:plugin/workload-types": crate::runtime::bindings::shared::berth::plugin::workload_types,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,
@@ -93,6 +97,7 @@ pub mod template {
             "berth:plugin/process": crate::runtime::bindings::shared::berth::plugin::process,
             "berth:plugin/state": crate::runtime::bindings::shared::berth::plugin::state,
             "berth:plugin/mirrord": crate::runtime::bindings::shared::berth::plugin::mirrord,
+            "berth:plugin/kube": crate::runtime::bindings::shared::berth::plugin::kube,
             "berth:plugin/workload-types": crate::runtime::bindings::shared::berth::plugin::workload_types,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi": wasmtime_wasi::p2::bindings,

@@ -100,6 +100,7 @@ impl PluginHost {
             config.process.clone(),
             workspace_root,
             runs,
+            config.kube.clone(),
         ));
         let host = Arc::new(Self {
             config,
