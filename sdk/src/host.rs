@@ -234,3 +234,132 @@ pub mod mirrord {
         })
     }
 }
+
+/// Kubernetes actions, done by the host with kube-rs. Needs a
+/// `[capabilities.kube]` grant naming the verbs, namespaces and kinds the
+/// plugin uses; anything else is refused before a request is sent.
+pub mod kube {
+    use crate::bindings::berth::plugin::kube as wit;
+    use crate::{ProcessOutput, Result};
+
+    pub use wit::{LogOptions, ObjectRef, Propagation, Scope, WaitUntil};
+
+    /// The configured context, in `namespace` (the context's default when
+    /// `None`).
+    pub fn scope(namespace: Option<&str>) -> Scope {
+        Scope {
+            context: None,
+            namespace: namespace.map(str::to_owned),
+        }
+    }
+
+    /// A reference to object `name` of `kind` in `api_version`.
+    pub fn object(api_version: &str, kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Server-side apply YAML or JSON manifests; returns the applied objects.
+    ///
+    /// ```no_run
+    /// let applied = berth_sdk::kube::apply(
+    ///     &berth_sdk::kube::scope(Some("team-a")),
+    ///     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n",
+    /// )?;
+    /// # Ok::<(), berth_sdk::Error>(())
+    /// ```
+    pub fn apply(at: &Scope, manifests: &str) -> Result<Vec<serde_json::Value>> {
+        wit::apply(at, manifests)?
+            .iter()
+            .map(|o| parse(o))
+            .collect()
+    }
+
+    /// One object.
+    pub fn get(at: &Scope, object: &ObjectRef) -> Result<serde_json::Value> {
+        parse(&wit::get(at, object)?)
+    }
+
+    /// Objects of a kind, filtered by an optional label selector.
+    pub fn list(
+        at: &Scope,
+        api_version: &str,
+        kind: &str,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
+        list_selected(at, api_version, kind, label_selector, None)
+    }
+
+    /// Objects of a kind, filtered by label and field selectors.
+    pub fn list_selected(
+        at: &Scope,
+        api_version: &str,
+        kind: &str,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
+        wit::list(at, api_version, kind, label_selector, field_selector)?
+            .iter()
+            .map(|o| parse(o))
+            .collect()
+    }
+
+    /// Delete an object and, in the background, its dependents; false when
+    /// it did not exist.
+    pub fn delete(at: &Scope, object: &ObjectRef) -> Result<bool> {
+        wit::delete(at, object, Propagation::Background)
+    }
+
+    /// Set the replicas of a deployment or stateful set.
+    pub fn scale(at: &Scope, object: &ObjectRef, replicas: u32) -> Result<()> {
+        wit::scale(at, object, replicas)
+    }
+
+    /// Wait until `until` holds, at most `timeout_ms`.
+    pub fn wait(
+        at: &Scope,
+        object: &ObjectRef,
+        until: &WaitUntil,
+        timeout_ms: u64,
+    ) -> Result<serde_json::Value> {
+        parse(&wit::wait(at, object, until, timeout_ms)?)
+    }
+
+    /// A pod's logs.
+    pub fn logs(at: &Scope, pod: &str, options: &LogOptions) -> Result<String> {
+        wit::logs(at, pod, options)
+    }
+
+    /// Run `command` in a pod (its only container when `container` is
+    /// `None`).
+    pub fn exec(
+        at: &Scope,
+        pod: &str,
+        container: Option<&str>,
+        command: &[String],
+        stdin: Option<&[u8]>,
+        timeout_ms: Option<u64>,
+    ) -> Result<ProcessOutput> {
+        wit::exec(at, pod, container, command, stdin, timeout_ms)
+    }
+
+    /// Forward a host loopback port to `port` of a pod; returns
+    /// `127.0.0.1:N`.
+    pub fn port_forward(at: &Scope, pod: &str, port: u16) -> Result<String> {
+        wit::port_forward(at, pod, port)
+    }
+
+    /// Stop a forward this plugin opened.
+    pub fn stop_forward(address: &str) -> Result<bool> {
+        wit::stop_forward(address)
+    }
+
+    fn parse(text: &str) -> Result<serde_json::Value> {
+        serde_json::from_str(text).map_err(|e| {
+            crate::Error::failed(format!("the host returned an object that is not JSON: {e}"))
+        })
+    }
+}

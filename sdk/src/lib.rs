@@ -44,6 +44,7 @@
 //! [`elicit`]) work only when the plugin's policy grants them; otherwise they
 //! return [`Error::Denied`].
 
+pub mod checks;
 mod error;
 mod export;
 pub mod host;
@@ -53,7 +54,7 @@ mod tool;
 
 pub use error::Result;
 pub use host::{
-    cancelled, config, elicit, elicit_as, instance, log, mirrord, process, progress, state,
+    cancelled, config, elicit, elicit_as, instance, kube, log, mirrord, process, progress, state,
 };
 pub use kinds::{
     Backend, MAX_DEPENDENCIES, Plugin, Runner, Template, check_dependency_count,

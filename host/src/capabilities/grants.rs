@@ -1,7 +1,8 @@
 //! What a plugin asks for, what the host allows, and what it gets: the
 //! intersection of the two. Nothing is granted by default.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,10 @@ pub struct Requested {
     pub mirrord: bool,
     /// The Kubernetes actions it wants (`[capabilities.kube]`).
     pub kube: Option<KubeAccess>,
+    /// Directories it wants to read, by the absolute path it opens them at
+    /// (e.g. `/templates`); the host's policy says which host directory
+    /// each one is.
+    pub read_dirs: BTreeSet<String>,
 }
 
 /// What the host's policy allows one plugin (or every plugin, as `"*"`).
@@ -39,6 +44,9 @@ pub struct Policy {
     pub mirrord: bool,
     /// The Kubernetes actions it may take (`[policy.NAME.kube]`).
     pub kube: Option<KubeAccess>,
+    /// Host directories it may read, read-only, by the path the plugin
+    /// opens them at.
+    pub read_dirs: BTreeMap<String, PathBuf>,
 }
 
 impl Policy {
@@ -54,6 +62,12 @@ impl Policy {
                 (Some(a), Some(b)) => Some(a.union(b)),
                 (a, b) => a.clone().or_else(|| b.clone()),
             },
+            read_dirs: self
+                .read_dirs
+                .iter()
+                .chain(&other.read_dirs)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -68,6 +82,8 @@ impl From<&Requested> for Policy {
             elicit: requested.elicit,
             mirrord: requested.mirrord,
             kube: requested.kube.clone(),
+            // Which host directory a plugin reads is the host's choice alone.
+            read_dirs: BTreeMap::new(),
         }
     }
 }
@@ -87,6 +103,8 @@ pub struct Grants {
     pub mirrord: bool,
     /// The Kubernetes actions it may take; none when absent.
     pub kube: Option<KubeAccess>,
+    /// Host directories it reads, read-only, by the path it opens them at.
+    pub read_dirs: BTreeMap<String, PathBuf>,
 }
 
 impl Grants {
@@ -116,6 +134,12 @@ impl Grants {
                 (Some(wanted), Some(allowed)) => Some(wanted.intersect(allowed)),
                 _ => None,
             },
+            read_dirs: policy
+                .read_dirs
+                .iter()
+                .filter(|(guest, _)| requested.read_dirs.contains(*guest))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 
@@ -143,6 +167,13 @@ impl Grants {
         if requested.mirrord && !self.mirrord {
             refused.push("mirrord".into());
         }
+        refused.extend(
+            requested
+                .read_dirs
+                .iter()
+                .filter(|guest| !self.read_dirs.contains_key(*guest))
+                .map(|guest| format!("read_dirs:{guest}")),
+        );
         if let Some(wanted) = &requested.kube {
             match &self.kube {
                 None => refused.push("kube".into()),
@@ -308,6 +339,7 @@ mod tests {
             elicit: true,
             mirrord: true,
             kube: None,
+            read_dirs: BTreeSet::new(),
         };
         let policy = Policy {
             process: set(&["podman"]),
@@ -316,6 +348,7 @@ mod tests {
             elicit: true,
             mirrord: false,
             kube: None,
+            read_dirs: BTreeMap::new(),
         };
         let grants = Grants::intersect(&requested, &policy);
         assert_eq!(grants.process, set(&["podman"]));
@@ -397,11 +430,36 @@ mod tests {
             elicit: true,
             mirrord: true,
             kube: None,
+            read_dirs: set(&["/templates"]),
         };
         assert_eq!(
             Grants::intersect(&requested, &Policy::default()),
             Grants::default()
         );
+    }
+
+    #[test]
+    fn read_dirs_come_only_from_the_policy_and_only_when_requested() {
+        let requested = Requested {
+            read_dirs: set(&["/templates"]),
+            ..Default::default()
+        };
+        let policy = Policy {
+            read_dirs: [
+                ("/templates".to_string(), PathBuf::from("/srv/templates")),
+                ("/other".to_string(), PathBuf::from("/srv/other")),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let grants = Grants::intersect(&requested, &policy);
+        assert_eq!(
+            grants.read_dirs,
+            [("/templates".to_string(), PathBuf::from("/srv/templates"))].into()
+        );
+        let by_default = Grants::intersect(&requested, &Policy::from(&requested));
+        assert!(by_default.read_dirs.is_empty());
+        assert_eq!(by_default.refused(&requested), vec!["read_dirs:/templates"]);
     }
 
     #[test]

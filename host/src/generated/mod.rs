@@ -1,8 +1,10 @@
 //! Tools the host composes on top of what plugins declare: `run_<language>`
-//! for every runner, and the session tools that go with them.
+//! for every runner, the session tools that go with them, and the template
+//! tools when a template plugin is loaded.
 
 pub mod run;
 pub mod sessions;
+pub mod templates;
 
 /// Where a served tool's calls go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,4 +15,7 @@ pub enum ToolSource {
     Run,
     /// `list_sessions` or `stop_session`.
     Sessions,
+    /// `list_templates`, `deploy_template`, `template_status` or
+    /// `stop_template`.
+    Templates,
 }

@@ -22,7 +22,6 @@ use crate::runtime::bindings::types::{Content, Error as WitError, Tool, ToolHint
 use crate::runtime::limits::CallError;
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::Registry;
-use crate::runtime::world::World;
 
 /// Most dependencies one call may declare.
 const MAX_DEPENDENCIES: usize = 128;
@@ -307,25 +306,7 @@ fn sandbox_place(
     info: &RunnerInfo,
     args: &RunArgs,
 ) -> Result<SandboxPlace, CallError> {
-    let backend = registry
-        .plugins()
-        .find(|p| p.name() == name && p.world == World::Backend)
-        .cloned()
-        .ok_or_else(|| {
-            let loaded: Vec<&str> = registry
-                .plugins()
-                .filter(|p| p.world == World::Backend)
-                .map(|p| p.name())
-                .collect();
-            CallError::Plugin(WitError::NotFound(format!(
-                "sandbox backend `{name}`; loaded backends: {}",
-                if loaded.is_empty() {
-                    "none".to_string()
-                } else {
-                    loaded.join(", ")
-                }
-            )))
-        })?;
+    let backend = registry.backend(name).map_err(CallError::Plugin)?;
     let runs = &services.runs.config;
     let image = runs.sandbox_images.get(&info.language);
     let mounts = image

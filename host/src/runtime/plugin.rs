@@ -12,7 +12,9 @@ use crate::capabilities::grants::Grants;
 use crate::capabilities::{Caller, HostServices, HostState};
 use crate::config::LimitsConfig;
 use crate::runtime::bindings::shared::berth::plugin::runner_types::{RunPlan, RunnerInfo, Snippet};
-use crate::runtime::bindings::shared::berth::plugin::workload_types::SandboxSpec;
+use crate::runtime::bindings::shared::berth::plugin::workload_types::{
+    SandboxSpec, TemplateInfo, Workload, WorkloadStatus,
+};
 use crate::runtime::bindings::types::{
     Command, Content, Error as WitError, File, ProcessOutput, ResourceBody, Tool, ToolOutput,
 };
@@ -371,6 +373,98 @@ impl Plugin {
             g.call_reap(&mut *store, all_sandboxes).await
         })
         .await
+    }
+
+    /// Run `f` against a backend plugin's `workloads` export.
+    async fn with_workloads<R>(
+        &self,
+        sink: Arc<dyn CallSink>,
+        f: impl AsyncFnOnce(
+            &backend::exports::berth::plugin::workloads::Guest,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<R, WitError>>,
+    ) -> Result<R, CallError> {
+        self.guarded(sink, async |instance, store| match instance {
+            Instance::Backend(i) => f(i.berth_plugin_workloads(), store).await,
+            _ => Ok(Err(WitError::Unavailable(format!(
+                "plugin `{}` is not a backend",
+                self.name()
+            )))),
+        })
+        .await?
+        .map_err(CallError::Plugin)
+    }
+
+    /// Deploy a workload on this backend.
+    pub async fn workload_deploy(
+        &self,
+        workload: &Workload,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<WorkloadStatus, CallError> {
+        self.with_workloads(sink, async |g, store| {
+            g.call_deploy(&mut *store, workload).await
+        })
+        .await
+    }
+
+    /// Where a workload on this backend stands.
+    pub async fn workload_status(
+        &self,
+        name: &str,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<WorkloadStatus, CallError> {
+        self.with_workloads(sink, async |g, store| {
+            g.call_status(&mut *store, name).await
+        })
+        .await
+    }
+
+    /// Stop and remove a workload on this backend.
+    pub async fn workload_stop(
+        &self,
+        name: &str,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<(), CallError> {
+        self.with_workloads(sink, async |g, store| g.call_stop(&mut *store, name).await)
+            .await
+    }
+
+    /// The templates of a template plugin; empty for other plugins.
+    pub async fn list_templates(&self) -> Result<Vec<TemplateInfo>, CallError> {
+        self.guarded(
+            Arc::new(Unattended),
+            async |instance, store| match instance {
+                Instance::Template(i) => {
+                    i.berth_plugin_templates()
+                        .call_list_templates(&mut *store)
+                        .await
+                }
+                _ => Ok(Vec::new()),
+            },
+        )
+        .await
+    }
+
+    /// Render a template of this plugin with `params` (a JSON object).
+    pub async fn render_template(
+        &self,
+        name: &str,
+        params: &str,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<Workload, CallError> {
+        self.guarded(sink, async |instance, store| match instance {
+            Instance::Template(i) => {
+                i.berth_plugin_templates()
+                    .call_render(&mut *store, name, params)
+                    .await
+            }
+            _ => Ok(Err(WitError::Unavailable(format!(
+                "plugin `{}` is not a template plugin",
+                self.name()
+            )))),
+        })
+        .await?
+        .map_err(CallError::Plugin)
     }
 
     /// A fresh store for one call, with the memory limit and CPU budget set.

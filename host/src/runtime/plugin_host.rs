@@ -275,6 +275,10 @@ impl PluginHost {
                     .await
                     .map_err(CallError::Plugin)
             }
+            ToolSource::Templates => {
+                let registry = self.registry();
+                generated::templates::call(&registry, tool, &arguments, sink).await
+            }
         };
         let elapsed = started.elapsed();
         let outcome = match &result {

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::config::ToolFilter;
 use crate::generated::{self, ToolSource};
-use crate::runtime::bindings::types::Tool;
+use crate::runtime::bindings::types::{Error as WitError, Tool};
 use crate::runtime::plugin::Plugin;
+use crate::runtime::world::World;
 
 /// A plugin, or a tool, that could not be loaded, and why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -135,6 +136,24 @@ impl Registry {
                 }),
             }
         }
+        let first_template = registry
+            .plugins
+            .values()
+            .find(|p| p.world == World::Template)
+            .cloned();
+        if let Some(template) = first_template {
+            let template_tools = generated::templates::tools()
+                .into_iter()
+                .map(|t| (t, ToolSource::Templates))
+                .collect();
+            match registry.check(&template, template_tools, filter) {
+                Ok(admitted) => registry.insert(admitted),
+                Err(reason) => failures.push(LoadFailure {
+                    origin: "generated:templates".into(),
+                    reason,
+                }),
+            }
+        }
         registry.failures = failures;
         registry
     }
@@ -232,6 +251,29 @@ impl Registry {
     /// One served tool.
     pub fn tool(&self, name: &str) -> Option<&Arc<RegisteredTool>> {
         self.tools.get(name)
+    }
+
+    /// The loaded backend plugin `name`, or a not-found error listing the
+    /// loaded backends.
+    pub fn backend(&self, name: &str) -> Result<Arc<Plugin>, WitError> {
+        self.plugins()
+            .find(|p| p.name() == name && p.world == World::Backend)
+            .cloned()
+            .ok_or_else(|| {
+                let loaded: Vec<&str> = self
+                    .plugins()
+                    .filter(|p| p.world == World::Backend)
+                    .map(|p| p.name())
+                    .collect();
+                WitError::NotFound(format!(
+                    "backend `{name}`; loaded backends: {}",
+                    if loaded.is_empty() {
+                        "none".to_string()
+                    } else {
+                        loaded.join(", ")
+                    }
+                ))
+            })
     }
 
     /// Loaded plugins, by name.
