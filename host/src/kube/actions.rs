@@ -421,11 +421,16 @@ pub async fn exec(cluster: &Cluster, run: &PodCommand<'_>) -> Result<ProcessOutp
     if let Some(stream) = attached.stderr() {
         readers.push(tokio::spawn(collect(stream, stderr.clone())));
     }
+    // Closing stdin closes the whole stream on API servers that speak only
+    // the v4 exec protocol (before Kubernetes 1.30), losing the exit
+    // status; so stdin stays open until the command is done.
+    let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
     if let (Some(bytes), Some(mut writer)) = (run.stdin, attached.stdin()) {
         let bytes = bytes.to_vec();
         tokio::spawn(async move {
             let _ = writer.write_all(&bytes).await;
-            let _ = writer.shutdown().await;
+            let _ = writer.flush().await;
+            let _ = finished_rx.await;
         });
     }
     let status = attached.take_status();
@@ -440,6 +445,7 @@ pub async fn exec(cluster: &Cluster, run: &PodCommand<'_>) -> Result<ProcessOutp
         status
     })
     .await;
+    let _ = done.send(());
     let timed_out = finished.is_err();
     if timed_out {
         attached.abort();

@@ -187,7 +187,7 @@ pub fn workload_objects(workload: &Workload, replicas: u32, settings: &Settings,
         "securityContext": security(workload.writable_root),
         "resources": resources(&workload.resources, settings),
         "volumeMounts": mounts,
-        "ports": ports,
+        "ports": ports.clone(),
     });
     if !workload.command.is_empty() {
         container["command"] = json!(workload.command);
@@ -235,10 +235,13 @@ pub fn workload_objects(workload: &Workload, replicas: u32, settings: &Settings,
             "metadata": meta,
             "spec": {
                 "selector": {NAME: workload.name, OWNER: berth_sdk::instance()},
-                "ports": workload.ports.iter().map(|p| json!({
-                    "name": format!("p{}", p.container_port),
-                    "port": p.container_port,
-                    "targetPort": p.container_port,
+                "ports": ports.iter().map(|p| json!({
+                    "name": format!("p{}", p["containerPort"]),
+                    "port": p["containerPort"],
+                    "targetPort": p["containerPort"],
+                    // Server-side apply needs the protocol: it is part of
+                    // the key of the ports list.
+                    "protocol": p["protocol"],
                 })).collect::<Vec<_>>(),
             }
         }));
