@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 /// A stdio job whose berth sees this process's whole environment (trust
 /// stores and proxies included), with `path_front` put first on PATH.
 fn job(sandbox: &Sandbox, path_front: Option<&Path>, ops: Value) -> Value {
+    // The mirrord stand-in's targets exist in no cluster; a real one named
+    // by KUBECONFIG would have berth refuse them before mirrord starts.
     let mut env: serde_json::Map<String, Value> = std::env::vars()
+        .filter(|(k, _)| k != "KUBECONFIG")
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     if let Some(dir) = path_front {

@@ -75,6 +75,48 @@ pub fn validate_target(target: &Target) -> Result<(), WitError> {
     Ok(())
 }
 
+/// Look the target up in the cluster before mirrord starts, so that a
+/// missing deployment or pod is reported plainly. When no cluster is
+/// configured or reachable the check is skipped and mirrord reports what
+/// it finds.
+pub async fn check_target_exists(
+    clusters: &crate::kube::Clusters,
+    target: &Target,
+) -> Result<(), WitError> {
+    let (api_version, kind) = match target.kind {
+        TargetKind::Deployment => ("apps/v1", "Deployment"),
+        TargetKind::Pod => ("v1", "Pod"),
+    };
+    let cluster = match clusters.get(None).await {
+        Ok(cluster) => cluster,
+        Err(err) => {
+            tracing::debug!("mirrord target not checked: {err:?}");
+            return Ok(());
+        }
+    };
+    let namespace = target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let found = async {
+        let resolved = crate::kube::actions::resolve(&cluster, api_version, kind).await?;
+        crate::kube::actions::get(&cluster, &resolved, &namespace, &target.name).await
+    }
+    .await;
+    match found {
+        Ok(_) => Ok(()),
+        Err(WitError::NotFound(_)) => Err(WitError::NotFound(format!(
+            "{} `{}` in namespace `{namespace}`; mirrord was not started (list them with k8s_objects)",
+            kind.to_lowercase(),
+            target.name
+        ))),
+        Err(err) => {
+            tracing::warn!("mirrord target not checked, the cluster did not answer: {err:?}");
+            Ok(())
+        }
+    }
+}
+
 /// The `mirrord exec` arguments that run `program args` attached to `target`.
 pub fn exec_args(
     target: &Target,

@@ -258,6 +258,9 @@ pub async fn call(
     });
     if let Some(target) = &target {
         crate::capabilities::mirrord::validate_target(target).map_err(CallError::Plugin)?;
+        crate::capabilities::mirrord::check_target_exists(&services.kube, target)
+            .await
+            .map_err(CallError::Plugin)?;
     }
     let plan = plugin.plan(&snippet, sink.clone()).await?;
     let session = match &args.session {

@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+import urllib.request
 
 import httpx2
 from mcp import Client, StdioServerParameters, types
@@ -76,7 +77,7 @@ async def call(client, recorder, op):
     return outcome
 
 
-async def perform(client, recorder, op):
+async def perform(client, recorder, op, earlier):
     kind = op["op"]
     if kind == "list_tools":
         result = await client.list_tools()
@@ -87,6 +88,14 @@ async def perform(client, recorder, op):
         # Separate recorders would race on logs; concurrent calls only record results.
         results = await asyncio.gather(*(call(client, Recorder(), c) for c in op["calls"]))
         return {"results": list(results)}
+    if kind == "http_get":
+        # GET the first endpoint an earlier call reported, off the event loop.
+        endpoint = earlier[op["from_result"]]["result"]["structuredContent"]["endpoints"][0]
+        def fetch():
+            with urllib.request.urlopen(f"http://{endpoint}/", timeout=15) as reply:
+                return reply.status, reply.read().decode()
+        status, body = await asyncio.to_thread(fetch)
+        return {"status": status, "body": body}
     if kind == "set_level":
         await client.set_logging_level(op["level"])
         return {"ok": True}
@@ -128,7 +137,7 @@ async def main():
     results = []
     async with client:
         for op in job["ops"]:
-            results.append(await perform(client, recorder, op))
+            results.append(await perform(client, recorder, op, results))
     print(json.dumps(results))
 
 

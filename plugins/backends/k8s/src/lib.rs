@@ -366,7 +366,12 @@ impl Backend for K8s {
         for pod in workload_pods(&settings, &name)? {
             let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
             text.push_str(&format!("==> pod/{pod_name} <==\n"));
-            text.push_str(&kube::logs(&settings.scope(), pod_name, &options)?);
+            match pod["status"]["phase"].as_str() {
+                Some("Running" | "Succeeded" | "Failed") => {
+                    text.push_str(&kube::logs(&settings.scope(), pod_name, &options)?)
+                }
+                phase => text.push_str(&format!("(no logs yet: the pod is {})\n", phase.unwrap_or("starting"))),
+            }
         }
         Ok(text)
     }
