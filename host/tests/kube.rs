@@ -628,3 +628,49 @@ fn fake_kubeconfig(address: &std::net::SocketAddr) -> std::path::PathBuf {
     .unwrap();
     path
 }
+
+#[test]
+fn the_in_cluster_manifests_are_accepted_by_the_api_server_and_berth() {
+    if !cluster_ready() {
+        return;
+    }
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/berth.yaml");
+    let out = Command::new("kubectl")
+        .args(["apply", "--dry-run=server", "-n", "default", "-f"])
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the API server rejected deploy/berth.yaml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied = String::from_utf8_lossy(&out.stdout);
+    for object in [
+        "serviceaccount/berth",
+        "role.rbac.authorization.k8s.io/berth",
+        "rolebinding.rbac.authorization.k8s.io/berth",
+        "deployment.apps/berth",
+        "service/berth",
+    ] {
+        assert!(applied.contains(object), "{object} missing from: {applied}");
+    }
+    // The berth.toml the ConfigMap carries is one berth accepts.
+    let text = std::fs::read_to_string(&manifests).unwrap();
+    let toml: String = text
+        .split("berth.toml: |\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let sandbox = Sandbox::with_bundled();
+    sandbox.write_config(&toml.replace("data_dir = \"/data\"", ""));
+    let out = sandbox.run(&["plugins", "list"]);
+    assert!(
+        out.status.success(),
+        "berth refused the in-cluster berth.toml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

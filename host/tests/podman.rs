@@ -271,3 +271,52 @@ fn bad_input_starts_nothing() {
     );
     drop(busy);
 }
+
+#[test]
+fn a_service_template_runs_on_podman_on_its_loopback_port() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = podman_sandbox();
+    let name = format!("tpl-echo-{}", std::process::id());
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            json!([
+                call("deploy_template", json!({"template": "echo", "backend": "podman", "name": name,
+                    "params": {"image": "localhost/busybox:latest", "text": "templated on podman"}})),
+                {"op": "http_get", "from_result": 0},
+                call("deploy_template", json!({"template": "no-such-template", "backend": "podman"})),
+                call("deploy_template", json!({"template": "echo", "backend": "podman", "params": {"port": "eighty"}})),
+                call("stop_template", json!({"backend": "podman", "name": name})),
+            ]),
+        ),
+    );
+    let status = &results[0]["result"]["structuredContent"];
+    assert_eq!(status["phase"], "running", "{}", results[0]);
+    assert!(
+        status["endpoints"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(
+        results[1]["body"], "templated on podman\n",
+        "{}",
+        results[1]
+    );
+    let unknown = first_text(&results[2]);
+    assert!(
+        unknown.starts_with("not-found:") && unknown.contains("no-such-template"),
+        "{unknown}"
+    );
+    let bad = first_text(&results[3]);
+    assert!(
+        bad.starts_with("invalid-input:") && bad.contains("port"),
+        "{bad}"
+    );
+    assert_eq!(results[4]["result"]["isError"], false, "{}", results[4]);
+    assert!(!containers("berth.managed=true").contains(&format!("berth-{name}")));
+}
