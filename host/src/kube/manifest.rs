@@ -54,7 +54,10 @@ pub fn parse(text: &str) -> Result<Vec<Object>, WitError> {
             one => vec![one],
         }
     } else {
-        serde_saphyr::from_multiple::<Value>(text)
+        // YAML 1.2 booleans only: a name such as `y` or `no` stays a string.
+        let mut options = serde_saphyr::Options::default();
+        options.strict_booleans = true;
+        serde_saphyr::from_multiple_with_options::<Value>(text, options)
             .map_err(|e| invalid(format!("the manifests are not valid YAML: {e}")))?
     };
     let mut objects = Vec::new();
@@ -172,7 +175,7 @@ mod tests {
         assert_eq!(objects[1].api_version, "apps/v1");
         let json = r#"[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}]"#;
         assert_eq!(parse(json).unwrap()[0].describe(), "Pod/p");
-        let list = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: x}}\n- {apiVersion: v1, kind: Pod, metadata: {name: y}}\n";
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: x\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: y\n";
         assert_eq!(parse(list).unwrap().len(), 2);
     }
 
