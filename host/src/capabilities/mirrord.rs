@@ -13,11 +13,11 @@ use wasmtime::component::{HasSelf, Linker};
 use super::context::CallSink;
 use super::{HostServices, HostState};
 use crate::exec::process::{self, ProcessResult, ProcessSpec};
-use crate::exec::workspace::{self, Workspace};
 use crate::kube::names;
 use crate::runtime::bindings::shared::berth::plugin::mirrord::{
     self as wit, ExecRequest, Target, TargetKind,
 };
+use crate::runtime::bindings::shared::berth::plugin::process::RunRequest;
 use crate::runtime::bindings::types::{Error as WitError, ProcessOutput};
 
 /// How to install mirrord, for the `unavailable` error.
@@ -381,65 +381,35 @@ impl wit::Host for HostState {
     }
 }
 
-/// The plugin-facing exec: a fresh workspace with the request's files.
+/// The plugin-facing exec: a fresh workspace with the request's files,
+/// prepared as `process` prepares its runs.
 async fn plugin_exec(
     services: &HostServices,
     request: ExecRequest,
     sink: Arc<dyn CallSink>,
 ) -> Result<ProcessOutput, WitError> {
     validate_target(&request.target)?;
-    let command = request.command;
-    let host_path = std::env::var("PATH").ok();
-    let program =
-        process::resolve_program(&command.program, host_path.as_deref()).ok_or_else(|| {
-            WitError::Unavailable(format!(
-                "program `{}` is not installed on the host (not found on PATH)",
-                command.program
-            ))
-        })?;
-    if let Some((name, _)) = command
-        .env
-        .iter()
-        .find(|(n, _)| process::is_forbidden_env(n))
-    {
-        return Err(WitError::InvalidInput(format!(
-            "environment variable `{name}` may not be set"
-        )));
-    }
-    let workspace = Workspace::create(&services.workspace_root)
-        .map_err(|e| WitError::Failed(format!("{e:#}")))?;
-    for file in &request.files {
-        workspace
-            .write(&file.path, &file.contents, file.executable)
-            .map_err(|e| WitError::InvalidInput(format!("{e:#}")))?;
-    }
-    let cwd = match &command.cwd {
-        Some(dir) => workspace::resolve_in(workspace.path(), dir)
-            .map_err(|bad| WitError::InvalidInput(bad.to_string()))?,
-        None => workspace.path().to_path_buf(),
-    };
-    let mut env = process::base_env(&services.process, workspace.path());
-    env.extend(command.env);
-    let ceiling = Duration::from_millis(services.process.timeout_ms);
+    let prepared = super::process::prepare(
+        services,
+        RunRequest {
+            command: request.command,
+            files: request.files,
+            stdin: request.stdin,
+            timeout_ms: request.timeout_ms,
+        },
+    )?;
+    let spec = prepared.spec;
     let run = MirrordRun {
         target: request.target,
-        program,
-        args: command.args,
-        env,
-        cwd,
-        stdin: request.stdin,
-        timeout: request
-            .timeout_ms
-            .map_or(ceiling, |t| Duration::from_millis(t).min(ceiling)),
+        program: spec.program,
+        args: spec.args,
+        env: spec.env,
+        cwd: spec.cwd,
+        stdin: spec.stdin,
+        timeout: spec.timeout,
     };
     let result = exec(services, run, sink, CancellationToken::new()).await?;
-    Ok(ProcessOutput {
-        exit_code: result.exit_code,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        truncated: result.truncated,
-        timed_out: result.timed_out,
-    })
+    Ok(result.into())
 }
 
 /// Add `berth:plugin/mirrord` to `linker`.

@@ -17,17 +17,19 @@ const MAX_FILES_BYTES: usize = 64 << 20;
 /// Most arguments or environment entries in one request.
 const MAX_LIST: usize = 4096;
 
-/// Check the grant, prepare a workspace and run the request.
-pub async fn run(
-    caller: &Caller,
-    services: &HostServices,
-    request: RunRequest,
-    cancel: CancellationToken,
-) -> Result<ProcessOutput, WitError> {
+/// A request made ready to run: its workspace (removed when dropped) and
+/// the process to start in it.
+pub struct Prepared {
+    /// The fresh workspace holding the request's files.
+    pub workspace: Workspace,
+    /// The resolved program, arguments, environment and limits.
+    pub spec: ProcessSpec,
+}
+
+/// Check a request's program, arguments, environment and files, and set up
+/// a fresh workspace for it. The caller has checked the grant.
+pub fn prepare(services: &HostServices, request: RunRequest) -> Result<Prepared, WitError> {
     let command = &request.command;
-    if !caller.grants.allows_program(&command.program) {
-        return Err(caller.denied(&format!("the program `{}`", command.program)));
-    }
     let host_path = std::env::var("PATH").ok();
     let program =
         exec::resolve_program(&command.program, host_path.as_deref()).ok_or_else(|| {
@@ -99,6 +101,24 @@ pub async fn run(
         lines: None,
         cgroup: None,
     };
+    Ok(Prepared { workspace, spec })
+}
+
+/// Check the grant, prepare a workspace and run the request.
+pub async fn run(
+    caller: &Caller,
+    services: &HostServices,
+    request: RunRequest,
+    cancel: CancellationToken,
+) -> Result<ProcessOutput, WitError> {
+    let program_name = request.command.program.clone();
+    if !caller.grants.allows_program(&program_name) {
+        return Err(caller.denied(&format!("the program `{program_name}`")));
+    }
+    let Prepared {
+        workspace: _workspace,
+        spec,
+    } = prepare(services, request)?;
     let _slot = services
         .process_slots
         .acquire()
@@ -106,20 +126,14 @@ pub async fn run(
         .map_err(|_| WitError::Unavailable("host is shutting down".into()))?;
     let result = exec::run(spec, cancel)
         .await
-        .with_context(|| format!("starting `{}`", command.program))
+        .with_context(|| format!("starting `{program_name}`"))
         .map_err(|e| WitError::Failed(format!("{e:#}")))?;
     if result.cancelled {
         return Err(WitError::Failed(
             "the call was cancelled; the process was killed".into(),
         ));
     }
-    Ok(ProcessOutput {
-        exit_code: result.exit_code,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        truncated: result.truncated,
-        timed_out: result.timed_out,
-    })
+    Ok(result.into())
 }
 
 impl wit::Host for HostState {

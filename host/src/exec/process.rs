@@ -53,6 +53,18 @@ pub struct ProcessResult {
     pub duration: Duration,
 }
 
+impl From<ProcessResult> for crate::runtime::bindings::types::ProcessOutput {
+    fn from(result: ProcessResult) -> Self {
+        Self {
+            exit_code: result.exit_code,
+            stdout: result.stdout,
+            stderr: result.stderr,
+            truncated: result.truncated,
+            timed_out: result.timed_out,
+        }
+    }
+}
+
 /// Find `program` on `path_var` (a `PATH` value) unless it is absolute.
 pub fn resolve_program(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
     let is_executable = |p: &Path| {
