@@ -288,6 +288,21 @@ impl KubeAccess {
         refused
     }
 
+    /// Why `verb` through `context` (when not the configured one) is
+    /// refused, or `None` when it is allowed; checked before anything else
+    /// is known about the action.
+    pub fn verb_refusal(&self, verb: &str, context: Option<&str>) -> Option<String> {
+        if !allows(&self.verbs, verb) {
+            return Some(format!("the kube verb `{verb}`"));
+        }
+        if let Some(context) = context
+            && !allows(&self.contexts, context)
+        {
+            return Some(format!("the kube context `{context}`"));
+        }
+        None
+    }
+
     /// Why `verb` on `kind` in `namespace` (through `context`, when not the
     /// configured one) is refused, or `None` when it is allowed.
     pub fn refusal(
@@ -297,13 +312,8 @@ impl KubeAccess {
         namespace: &str,
         kind: &str,
     ) -> Option<String> {
-        if !allows(&self.verbs, verb) {
-            return Some(format!("the kube verb `{verb}`"));
-        }
-        if let Some(context) = context
-            && !allows(&self.contexts, context)
-        {
-            return Some(format!("the kube context `{context}`"));
+        if let Some(refused) = self.verb_refusal(verb, context) {
+            return Some(refused);
         }
         if !allows(&self.namespaces, namespace) {
             return Some(format!("the namespace `{namespace}`"));

@@ -62,6 +62,16 @@ impl KubeCall {
         }
     }
 
+    fn refuse_verb(&self, verb: &str, at: &Scope) -> Result<(), WitError> {
+        match self
+            .kube_access()?
+            .verb_refusal(verb, at.context.as_deref())
+        {
+            Some(what) => Err(self.caller.denied(&what)),
+            None => Ok(()),
+        }
+    }
+
     /// The cluster and namespace of `at`, once `verb` on `kind` there is
     /// granted. Reading the kubeconfig sends nothing to the cluster.
     async fn kube_scope(
@@ -70,12 +80,7 @@ impl KubeCall {
         at: &Scope,
         kind: &str,
     ) -> Result<(Cluster, String), WitError> {
-        let access = self.kube_access()?;
-        if let Some(what) = access.refusal(verb, at.context.as_deref(), "*", "*")
-            && what.starts_with("the kube")
-        {
-            return Err(self.caller.denied(&what));
-        }
+        self.refuse_verb(verb, at)?;
         if let Some(ns) = &at.namespace {
             names::check_label("namespace", ns).map_err(WitError::InvalidInput)?;
         }
@@ -126,12 +131,7 @@ impl KubeCall {
     }
 
     async fn apply_checked(&self, at: Scope, manifests: String) -> Result<Vec<String>, WitError> {
-        let access = self.kube_access()?;
-        if let Some(what) = access.refusal("apply", at.context.as_deref(), "*", "*")
-            && what.starts_with("the kube")
-        {
-            return Err(self.caller.denied(&what));
-        }
+        self.refuse_verb("apply", &at)?;
         let objects = manifest::parse(&manifests)?;
         if let Some(ns) = &at.namespace {
             names::check_label("namespace", ns).map_err(WitError::InvalidInput)?;

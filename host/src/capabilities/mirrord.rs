@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -83,10 +86,6 @@ pub async fn check_target_exists(
     clusters: &crate::kube::Clusters,
     target: &Target,
 ) -> Result<(), WitError> {
-    let (api_version, kind) = match target.kind {
-        TargetKind::Deployment => ("apps/v1", "Deployment"),
-        TargetKind::Pod => ("v1", "Pod"),
-    };
     let cluster = match clusters.get(None).await {
         Ok(cluster) => cluster,
         Err(err) => {
@@ -98,20 +97,31 @@ pub async fn check_target_exists(
         .namespace
         .clone()
         .unwrap_or_else(|| cluster.default_namespace.clone());
-    let found = async {
-        let resolved = crate::kube::actions::resolve(&cluster, api_version, kind).await?;
-        crate::kube::actions::get(&cluster, &resolved, &namespace, &target.name).await
-    }
-    .await;
+    let client = cluster.client.clone();
+    let (kind, found) = match target.kind {
+        TargetKind::Deployment => (
+            "deployment",
+            Api::<Deployment>::namespaced(client, &namespace)
+                .get_opt(&target.name)
+                .await
+                .map(|d| d.is_some()),
+        ),
+        TargetKind::Pod => (
+            "pod",
+            Api::<Pod>::namespaced(client, &namespace)
+                .get_opt(&target.name)
+                .await
+                .map(|p| p.is_some()),
+        ),
+    };
     match found {
-        Ok(_) => Ok(()),
-        Err(WitError::NotFound(_)) => Err(WitError::NotFound(format!(
-            "{} `{}` in namespace `{namespace}`; mirrord was not started (list them with k8s_objects)",
-            kind.to_lowercase(),
+        Ok(true) => Ok(()),
+        Ok(false) => Err(WitError::NotFound(format!(
+            "{kind} `{}` in namespace `{namespace}`; mirrord was not started (list them with k8s_objects)",
             target.name
         ))),
         Err(err) => {
-            tracing::warn!("mirrord target not checked, the cluster did not answer: {err:?}");
+            tracing::warn!("mirrord target not checked, the cluster did not answer: {err}");
             Ok(())
         }
     }

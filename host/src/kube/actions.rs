@@ -38,8 +38,23 @@ pub struct Kind {
     pub namespaced: bool,
 }
 
-/// Find `kind` of `api_version` in the cluster's API.
+/// Find `kind` of `api_version` in the cluster's API, through discovery
+/// the first time.
 pub async fn resolve(cluster: &Cluster, api_version: &str, kind: &str) -> Result<Kind, WitError> {
+    let key = (api_version.to_string(), kind.to_string());
+    if let Some(found) = lock(&cluster.kinds).get(&key) {
+        return Ok(found.clone());
+    }
+    let found = discover(cluster, api_version, kind).await?;
+    lock(&cluster.kinds).insert(key, found.clone());
+    Ok(found)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn discover(cluster: &Cluster, api_version: &str, kind: &str) -> Result<Kind, WitError> {
     let (group, version) = match api_version.split_once('/') {
         Some((group, version)) => (group, version),
         None => ("", api_version),
@@ -370,7 +385,7 @@ async fn collect(mut stream: impl AsyncRead + Unpin, into: Arc<Mutex<Collected>>
         if n == 0 {
             break;
         }
-        let mut collected = into.lock().unwrap_or_else(|e| e.into_inner());
+        let mut collected = lock(&into);
         let room = OUTPUT_CAP.saturating_sub(collected.bytes.len());
         collected.bytes.extend_from_slice(&buf[..n.min(room)]);
         collected.truncated |= n > room;
@@ -451,7 +466,7 @@ pub async fn exec(cluster: &Cluster, run: &PodCommand<'_>) -> Result<ProcessOutp
         attached.abort();
     }
     let take = |c: &Arc<Mutex<Collected>>| {
-        let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = lock(c);
         (std::mem::take(&mut c.bytes), c.truncated)
     };
     let (out, out_cut) = take(&stdout);

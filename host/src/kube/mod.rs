@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod names;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -23,6 +24,9 @@ pub struct Cluster {
     pub client: Client,
     /// The kubeconfig context's namespace, or `default`.
     pub default_namespace: String,
+    /// Kinds already found through discovery, by (apiVersion, kind), so
+    /// that each is looked up once per cluster rather than once per action.
+    pub kinds: Arc<Mutex<HashMap<(String, String), actions::Kind>>>,
 }
 
 /// Clients by kubeconfig context, built on first use.
@@ -61,6 +65,7 @@ impl Clusters {
         let cluster = Cluster {
             client,
             default_namespace,
+            kinds: Arc::default(),
         };
         clients.insert(key, cluster.clone());
         Ok(cluster)
