@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Sandbox, drive, first_text, python};
+use common::{Sandbox, call, drive, first_text, host_env_job, python};
 use serde_json::{Value, json};
 
 /// Whether the test cluster is up; prints why not. Gated on
@@ -50,25 +50,6 @@ fn k8s_sandbox(extra: &str) -> Sandbox {
     sandbox
 }
 
-fn job(sandbox: &Sandbox, path_front: Option<&Path>, ops: Value) -> Value {
-    let mut env: serde_json::Map<String, Value> = std::env::vars()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    if let Some(dir) = path_front {
-        let path = format!(
-            "{}:{}",
-            dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        env.insert("PATH".into(), Value::String(path));
-    }
-    json!({ "stdio": sandbox.stdio_command(), "mode": "legacy", "ops": ops, "env": env })
-}
-
-fn call(tool: &str, args: Value) -> Value {
-    json!({"op": "call", "tool": tool, "args": args})
-}
-
 fn structured(outcome: &Value) -> &Value {
     &outcome["result"]["structuredContent"]
 }
@@ -93,9 +74,10 @@ fn kubectl_actions_round_trip_against_the_api_server() {
     );
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call("k8s_apply", json!({"manifests": manifests})),
                 call(
@@ -136,9 +118,10 @@ fn kubectl_actions_round_trip_against_the_api_server() {
     );
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call("k8s_pod_logs", json!({"pod": pod, "tail": 5})),
                 call(
@@ -196,9 +179,10 @@ fn a_workload_deploys_scales_logs_and_is_deleted() {
     let name = unique("worker");
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call(
                     "k8s_deploy",
@@ -252,9 +236,10 @@ fn a_workload_deploys_scales_logs_and_is_deleted() {
 
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call("k8s_delete", json!({"name": name})),
                 call("k8s_status", json!({"name": name}))
@@ -280,9 +265,10 @@ fn a_snippet_runs_in_a_pod_and_its_pod_is_removed() {
     let code = "import os, sys\nprint(os.getuid())\nprint(sys.stdin.read())";
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([call(
                 "run_python",
                 json!({"code": code, "sandbox": "k8s", "stdin": "from the client"})
@@ -327,9 +313,10 @@ fn a_service_template_is_reachable_through_its_port_forward_and_stops() {
     let name = unique("echo");
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call("list_templates", json!({})),
                 call(
@@ -362,9 +349,10 @@ fn a_service_template_is_reachable_through_its_port_forward_and_stops() {
     // exited; so the endpoint is checked through one berth session.
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call("deploy_template", json!({"template": "echo", "backend": "k8s", "name": name,
                     "params": {"image": "localhost/busybox:latest", "text": "hello through the forward"}})),
@@ -398,9 +386,10 @@ fn workloads_past_their_ttl_are_reaped() {
     let name = unique("shortlived");
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([call(
                 "k8s_deploy",
                 json!({"name": name, "image": "localhost/busybox:latest", "command": ["sleep", "3600"], "ttl_seconds": 1})
@@ -418,7 +407,7 @@ fn workloads_past_their_ttl_are_reaped() {
     // The reaper runs when berth starts (and every minute after).
     let results = drive(
         &py,
-        job(&sandbox, None, json!([call("k8s_list", json!({}))])),
+        host_env_job(&sandbox, None, &[], json!([call("k8s_list", json!({}))])),
     );
     assert!(!first_text(&results[0]).contains(&name), "{}", results[0]);
     assert!(
@@ -448,9 +437,10 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing_behind() {
     );
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call("k8s_apply", json!({"manifests": "kind: [unclosed"})),
                 call("k8s_apply", json!({"manifests": unknown_kind})),
@@ -533,9 +523,10 @@ fn a_missing_mirrord_target_is_reported_before_mirrord_starts() {
     .unwrap();
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             Some(dir.path()),
+            &[],
             json!([call(
                 "run_python",
                 json!({"code": "print(1)", "deployment": "ghost"})
@@ -564,9 +555,10 @@ fn refused_grants_send_no_request() {
     ));
     let results = drive(
         &py,
-        job(
+        host_env_job(
             &sandbox,
             None,
+            &[],
             json!([
                 call(
                     "k8s_apply",

@@ -7,8 +7,13 @@ mod common;
 
 use std::process::Command;
 
-use common::{Sandbox, drive, first_text, python};
+use common::{Sandbox, call, drive, first_text, host_env_job, python};
 use serde_json::{Value, json};
+
+/// A job whose berth sees this test's environment (podman on PATH).
+fn job(sandbox: &Sandbox, ops: Value) -> Value {
+    host_env_job(sandbox, None, &[], ops)
+}
 
 /// Whether podman can run containers here; prints why not.
 fn podman_ready() -> bool {
@@ -32,17 +37,6 @@ fn podman_sandbox() -> Sandbox {
         "[runs.sandbox_images.python]\nimage = \"localhost/host-runtime:latest\"\nmounts = [\"/usr:/usr:ro\"]\n\n[plugin_config.podman]\nallowed_volume_roots = [\"/usr\"]\n",
     );
     sandbox
-}
-
-fn job(sandbox: &Sandbox, ops: Value) -> Value {
-    let env: serde_json::Map<String, Value> = std::env::vars()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    json!({ "stdio": sandbox.stdio_command(), "mode": "legacy", "ops": ops, "env": env })
-}
-
-fn call(tool: &str, args: Value) -> Value {
-    json!({"op": "call", "tool": tool, "args": args})
 }
 
 /// Names of containers with `label`.

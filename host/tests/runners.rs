@@ -14,19 +14,7 @@ use serde_json::{Value, json};
 fn job(sandbox: &Sandbox, path_front: Option<&Path>, ops: Value) -> Value {
     // The mirrord stand-in's targets exist in no cluster; a real one named
     // by KUBECONFIG would have berth refuse them before mirrord starts.
-    let mut env: serde_json::Map<String, Value> = std::env::vars()
-        .filter(|(k, _)| k != "KUBECONFIG")
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    if let Some(dir) = path_front {
-        let path = format!(
-            "{}:{}",
-            dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        env.insert("PATH".into(), Value::String(path));
-    }
-    json!({ "stdio": sandbox.stdio_command(), "mode": "legacy", "ops": ops, "env": env })
+    common::host_env_job(sandbox, path_front, &["KUBECONFIG"], ops)
 }
 
 fn run(tool: &str, args: Value) -> Value {

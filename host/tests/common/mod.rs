@@ -300,6 +300,35 @@ pub fn stdio_job(sandbox: &Sandbox, mode: &str, ops: Value) -> Value {
     json!({ "stdio": sandbox.stdio_command(), "mode": mode, "ops": ops })
 }
 
+/// A stdio job for `sandbox` whose berth gets this test's whole
+/// environment (so it finds python3, node, cargo and podman as the test
+/// does), less the variables in `without`, with `path_front` first on PATH.
+pub fn host_env_job(
+    sandbox: &Sandbox,
+    path_front: Option<&Path>,
+    without: &[&str],
+    ops: Value,
+) -> Value {
+    let mut env: serde_json::Map<String, Value> = std::env::vars()
+        .filter(|(k, _)| !without.contains(&k.as_str()))
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    if let Some(dir) = path_front {
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        env.insert("PATH".into(), Value::String(path));
+    }
+    json!({ "stdio": sandbox.stdio_command(), "mode": "legacy", "ops": ops, "env": env })
+}
+
+/// A `call` op of `tool` with `args`.
+pub fn call(tool: &str, args: Value) -> Value {
+    json!({"op": "call", "tool": tool, "args": args})
+}
+
 /// An HTTP job for `server`.
 pub fn http_job(server: &Server, mode: &str, ops: Value) -> Value {
     json!({ "http": server.url, "mode": mode, "ops": ops })
