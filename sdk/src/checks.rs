@@ -84,3 +84,48 @@ pub fn mount(mount: &Mount, roots: &[String], setting: &str) -> crate::Result<()
     }
     Ok(())
 }
+
+/// A fresh sandbox id: `prefix` and 12 random hex digits, short enough to
+/// be a DNS label and a container name.
+pub fn new_sandbox_id(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    // RandomState draws on WASI random; the time alone could collide.
+    let seed = std::collections::hash_map::RandomState::new();
+    let mixed = std::hash::BuildHasher::hash_one(&seed, nanos);
+    format!("{prefix}{:012x}", mixed & 0xffff_ffff_ffff)
+}
+
+/// Check that `id` is one [`new_sandbox_id`] made with `prefix`, so that a
+/// caller cannot point a backend at something it did not create.
+pub fn sandbox_id(id: &str, prefix: &str) -> crate::Result<()> {
+    let ok = id.len() <= 63
+        && id
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "sandbox id `{id}` is not one this backend created"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_ids_are_recognised_only_with_their_prefix() {
+        let id = new_sandbox_id("berth-sb-");
+        assert_eq!(id.len(), "berth-sb-".len() + 12);
+        assert!(sandbox_id(&id, "berth-sb-").is_ok());
+        assert!(sandbox_id(&id, "other-").is_err());
+        assert!(sandbox_id("berth-sb-", "berth-sb-").is_err());
+        assert!(sandbox_id("berth-sb-12; rm", "berth-sb-").is_err());
+        assert_ne!(id, new_sandbox_id("berth-sb-"));
+    }
+}

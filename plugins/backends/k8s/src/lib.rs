@@ -78,32 +78,13 @@ fn pod_problem(settings: &Settings, name: &str) -> Option<String> {
     })
 }
 
-fn sandbox_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let seed = std::collections::hash_map::RandomState::new();
-    let mixed = std::hash::BuildHasher::hash_one(&seed, nanos);
-    format!("{SANDBOX_PREFIX}{:012x}", mixed & 0xffff_ffff_ffff)
-}
-
-fn check_sandbox_id(id: &str) -> berth_sdk::Result<()> {
-    let ok = id.starts_with(SANDBOX_PREFIX)
-        && id.len() <= 63
-        && id[SANDBOX_PREFIX.len()..].chars().all(|c| c.is_ascii_hexdigit());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(format!(
-            "sandbox id `{id}` is not one this backend created"
-        )))
-    }
-}
-
 /// A path inside the sandbox workspace, refusing escapes.
 fn workspace_path(path: &str) -> berth_sdk::Result<String> {
-    if path.is_empty() || path.starts_with('/') || path.split('/').any(|p| p == "..") || path.contains('\0') {
+    if path.is_empty()
+        || path.starts_with('/')
+        || path.split('/').any(|p| p == "..")
+        || path.contains('\0')
+    {
         return Err(Error::invalid_input(format!(
             "path `{path}` must be relative to the sandbox workspace, without `..`"
         )));
@@ -144,7 +125,9 @@ fn status_of(name: &str, deployment: &Value) -> WorkloadStatus {
     if let Ok(Some(address)) = state::get(&forward_key(name)) {
         endpoints.push(String::from_utf8_lossy(&address).into_owned());
     }
-    let namespace = deployment["metadata"]["namespace"].as_str().unwrap_or("default");
+    let namespace = deployment["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
     let message = match failed {
         Some(condition) => condition["message"].as_str().map(String::from),
         None => Some(format!(
@@ -153,7 +136,10 @@ fn status_of(name: &str, deployment: &Value) -> WorkloadStatus {
     };
     WorkloadStatus {
         name: name.to_string(),
-        id: deployment["metadata"]["uid"].as_str().unwrap_or_default().to_string(),
+        id: deployment["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         phase: phase.into(),
         endpoints,
         message,
@@ -181,7 +167,10 @@ fn deploy_with(workload: &Workload, replicas: u32) -> berth_sdk::Result<Workload
     if let Err(err) = kube::wait(&at, &deployment(name), &WaitUntil::RolloutComplete, timeout) {
         let problem = workload_pods(&settings, name)
             .ok()
-            .and_then(|pods| pods.first().and_then(|p| p["metadata"]["name"].as_str().map(String::from)))
+            .and_then(|pods| {
+                pods.first()
+                    .and_then(|p| p["metadata"]["name"].as_str().map(String::from))
+            })
             .and_then(|p| pod_problem(&settings, &p));
         let _ = remove_workload(&settings, name);
         return Err(Error::failed(format!(
@@ -224,8 +213,14 @@ impl Backend for K8s {
                 spec.language, spec.language
             ))
         })?;
-        let name = sandbox_name();
-        let mut objects = vec![manifests::sandbox_pod(&name, &image, &spec, &settings, now())?];
+        let name = berth_sdk::checks::new_sandbox_id(SANDBOX_PREFIX);
+        let mut objects = vec![manifests::sandbox_pod(
+            &name,
+            &image,
+            &spec,
+            &settings,
+            now(),
+        )?];
         if !spec.network {
             objects.insert(0, manifests::deny_network());
         }
@@ -245,7 +240,7 @@ impl Backend for K8s {
     }
 
     fn put_files(id: String, files: Vec<File>) -> berth_sdk::Result<()> {
-        check_sandbox_id(&id)?;
+        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
         let at = Settings::load()?.scope();
         for file in files {
             let path = workspace_path(&file.path)?;
@@ -280,7 +275,7 @@ impl Backend for K8s {
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u64>,
     ) -> berth_sdk::Result<ProcessOutput> {
-        check_sandbox_id(&id)?;
+        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
         let at = Settings::load()?.scope();
         let cwd = match &command.cwd {
             Some(dir) => workspace_path(dir)?,
@@ -288,7 +283,9 @@ impl Backend for K8s {
         };
         let mut argv = vec!["sh".to_string(), "-c".into()];
         match &stdin {
-            Some(_) => argv.push("cd \"$0\" || exit 127; n=$1; shift; head -c \"$n\" | \"$@\"".into()),
+            Some(_) => {
+                argv.push("cd \"$0\" || exit 127; n=$1; shift; head -c \"$n\" | \"$@\"".into())
+            }
             None => argv.push("cd \"$0\" || exit 127; shift; exec \"$@\" < /dev/null".into()),
         }
         argv.push(cwd);
@@ -305,7 +302,7 @@ impl Backend for K8s {
     }
 
     fn destroy_sandbox(id: String) -> berth_sdk::Result<()> {
-        check_sandbox_id(&id)?;
+        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
         kube::delete(&Settings::load()?.scope(), &pod(&id)).map(|_| ())
     }
 
@@ -320,7 +317,12 @@ impl Backend for K8s {
                 removed += 1;
             }
         }
-        for workload in kube::list(&at, "apps/v1", "Deployment", Some(&manifests::selector("workload")))? {
+        for workload in kube::list(
+            &at,
+            "apps/v1",
+            "Deployment",
+            Some(&manifests::selector("workload")),
+        )? {
             let name = workload["metadata"]["name"].as_str().unwrap_or_default();
             if expired(&workload, now) {
                 remove_workload(&settings, name)?;
@@ -370,7 +372,10 @@ impl Backend for K8s {
                 Some("Running" | "Succeeded" | "Failed") => {
                     text.push_str(&kube::logs(&settings.scope(), pod_name, &options)?)
                 }
-                phase => text.push_str(&format!("(no logs yet: the pod is {})\n", phase.unwrap_or("starting"))),
+                phase => text.push_str(&format!(
+                    "(no logs yet: the pod is {})\n",
+                    phase.unwrap_or("starting")
+                )),
             }
         }
         Ok(text)

@@ -54,8 +54,14 @@ fn metadata(name: &str, kind: &str, ttl: Option<u64>, now: u64, network: bool) -
 }
 
 fn resources(resources: &Resources, settings: &Settings) -> Value {
-    let memory = resources.memory_mb.unwrap_or(settings.default_memory_mb).max(16);
-    let cpu = resources.cpu_millis.unwrap_or(settings.default_cpu_millis).max(10);
+    let memory = resources
+        .memory_mb
+        .unwrap_or(settings.default_memory_mb)
+        .max(16);
+    let cpu = resources
+        .cpu_millis
+        .unwrap_or(settings.default_cpu_millis)
+        .max(10);
     json!({
         "limits": {"memory": format!("{memory}Mi"), "cpu": format!("{cpu}m")},
         "requests": {"memory": format!("{}Mi", (memory / 4).max(16)), "cpu": format!("{}m", (cpu / 10).max(10))},
@@ -73,7 +79,10 @@ fn security(writable_root: bool) -> Value {
 
 /// `hostPath` volumes and their mounts, each checked against the allowed
 /// roots.
-fn host_mounts(mounts: &[Mount], settings: &Settings) -> berth_sdk::Result<(Vec<Value>, Vec<Value>)> {
+fn host_mounts(
+    mounts: &[Mount],
+    settings: &Settings,
+) -> berth_sdk::Result<(Vec<Value>, Vec<Value>)> {
     let mut volumes = Vec::new();
     let mut volume_mounts = Vec::new();
     for (index, mount) in mounts.iter().enumerate() {
@@ -84,7 +93,9 @@ fn host_mounts(mounts: &[Mount], settings: &Settings) -> berth_sdk::Result<(Vec<
         )?;
         let name = format!("host-{index}");
         volumes.push(json!({"name": name, "hostPath": {"path": mount.host_path}}));
-        volume_mounts.push(json!({"name": name, "mountPath": mount.container_path, "readOnly": mount.read_only}));
+        volume_mounts.push(
+            json!({"name": name, "mountPath": mount.container_path, "readOnly": mount.read_only}),
+        );
     }
     Ok((volumes, volume_mounts))
 }
@@ -100,14 +111,24 @@ fn pod_security(settings: &Settings) -> Value {
 
 /// A sandbox pod: it idles until the host runs commands in it, with its
 /// workspace on an `emptyDir` at `/work`.
-pub fn sandbox_pod(name: &str, image: &str, spec: &SandboxSpec, settings: &Settings, now: u64) -> berth_sdk::Result<Value> {
+pub fn sandbox_pod(
+    name: &str,
+    image: &str,
+    spec: &SandboxSpec,
+    settings: &Settings,
+    now: u64,
+) -> berth_sdk::Result<Value> {
     checks::image(image)?;
     let (mut volumes, mut mounts) = host_mounts(&spec.mounts, settings)?;
     volumes.push(json!({"name": "work", "emptyDir": {}}));
     volumes.push(json!({"name": "tmp", "emptyDir": {}}));
     mounts.push(json!({"name": "work", "mountPath": "/work"}));
     mounts.push(json!({"name": "tmp", "mountPath": "/tmp"}));
-    let none = Resources { memory_mb: None, cpu_millis: None, pids: None };
+    let none = Resources {
+        memory_mb: None,
+        cpu_millis: None,
+        pids: None,
+    };
     Ok(json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -150,7 +171,12 @@ pub fn deny_network() -> Value {
 }
 
 /// A deployment (and, when it has ports, a service) running `workload`.
-pub fn workload_objects(workload: &Workload, replicas: u32, settings: &Settings, now: u64) -> berth_sdk::Result<Vec<Value>> {
+pub fn workload_objects(
+    workload: &Workload,
+    replicas: u32,
+    settings: &Settings,
+    now: u64,
+) -> berth_sdk::Result<Vec<Value>> {
     checks::name(&workload.name)?;
     checks::image(&workload.image)?;
     let mut env = Vec::new();
@@ -175,7 +201,9 @@ pub fn workload_objects(workload: &Workload, replicas: u32, settings: &Settings,
             }
         };
         if port.container_port == 0 {
-            return Err(berth_sdk::Error::invalid_input("container port 0 is not a port"));
+            return Err(berth_sdk::Error::invalid_input(
+                "container port 0 is not a port",
+            ));
         }
         ports.push(json!({"containerPort": port.container_port, "protocol": protocol}));
     }
@@ -199,10 +227,18 @@ pub fn workload_objects(workload: &Workload, replicas: u32, settings: &Settings,
         container["readinessProbe"] = json!({"httpGet": {"path": health.path, "port": health.port}, "periodSeconds": 5, "failureThreshold": 3});
         container["livenessProbe"] = json!({"httpGet": {"path": health.path, "port": health.port}, "periodSeconds": 10, "failureThreshold": 6, "initialDelaySeconds": 10});
     }
-    let mut meta = metadata(&workload.name, "workload", workload.ttl_seconds, now, workload.network);
+    let mut meta = metadata(
+        &workload.name,
+        "workload",
+        workload.ttl_seconds,
+        now,
+        workload.network,
+    );
     for (key, value) in &workload.labels {
         if key.starts_with("berth.dev/") || key.starts_with("app.kubernetes.io/") {
-            return Err(berth_sdk::Error::invalid_input(format!("label `{key}` is reserved")));
+            return Err(berth_sdk::Error::invalid_input(format!(
+                "label `{key}` is reserved"
+            )));
         }
         meta["labels"][key] = json!(value);
     }

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use berth_sdk::kube::{self, LogOptions};
 use berth_sdk::{
-    Backend, HealthCheck, Port, Resources, ToolOutput, ToolSpec, Toolbox, Workload,
-    WorkloadStatus,
+    Backend, HealthCheck, Port, Resources, ToolOutput, ToolSpec, Toolbox, Workload, WorkloadStatus,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -176,7 +175,9 @@ pub fn status_json(s: &WorkloadStatus) -> Value {
 
 fn scope(namespace: Option<String>) -> berth_sdk::Result<kube::Scope> {
     let settings = Settings::load()?;
-    Ok(kube::scope(namespace.as_deref().or(settings.namespace.as_deref())))
+    Ok(kube::scope(
+        namespace.as_deref().or(settings.namespace.as_deref()),
+    ))
 }
 
 fn deploy(a: DeployArgs) -> berth_sdk::Result<ToolOutput> {
@@ -195,7 +196,9 @@ fn deploy(a: DeployArgs) -> berth_sdk::Result<ToolOutput> {
             port: port.container_port,
         }),
         (Some(_), None) => {
-            return Err(berth_sdk::Error::invalid_input("health_path needs at least one port"));
+            return Err(berth_sdk::Error::invalid_input(
+                "health_path needs at least one port",
+            ));
         }
         (None, _) => None,
     };
@@ -219,7 +222,10 @@ fn deploy(a: DeployArgs) -> berth_sdk::Result<ToolOutput> {
         ttl_seconds: a.ttl_seconds,
         labels: Vec::new(),
     };
-    ToolOutput::json(&status_json(&deploy_with(&workload, a.replicas.unwrap_or(1))?))
+    ToolOutput::json(&status_json(&deploy_with(
+        &workload,
+        a.replicas.unwrap_or(1),
+    )?))
 }
 
 fn objects_json(objects: Vec<Value>) -> berth_sdk::Result<ToolOutput> {

@@ -249,34 +249,6 @@ fn remove(container: &str) -> berth_sdk::Result<()> {
     podman(vec!["rm".into(), "--force".into(), "--time=0".into(), container.into()]).map(|_| ())
 }
 
-/// A fresh sandbox container name.
-fn sandbox_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut random = [0u8; 6];
-    // WASI random is always linked; the time alone could collide.
-    let seed = std::collections::hash_map::RandomState::new();
-    let mixed = std::hash::BuildHasher::hash_one(&seed, nanos);
-    random.copy_from_slice(&mixed.to_le_bytes()[..6]);
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{SANDBOX_PREFIX}{suffix}")
-}
-
-fn check_sandbox_id(id: &str) -> berth_sdk::Result<()> {
-    let ok = id.starts_with(SANDBOX_PREFIX)
-        && id.len() <= 64
-        && id[SANDBOX_PREFIX.len()..].chars().all(|c| c.is_ascii_hexdigit());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(format!(
-            "sandbox id `{id}` is not one this backend created"
-        )))
-    }
-}
-
 impl Backend for Podman {
     fn create_sandbox(spec: SandboxSpec) -> berth_sdk::Result<String> {
         let settings = Settings::load()?;
@@ -287,7 +259,7 @@ impl Backend for Podman {
             ))
         })?;
         checks::image(&image)?;
-        let name = sandbox_name();
+        let name = berth_sdk::checks::new_sandbox_id(SANDBOX_PREFIX);
         let mut args = vec![
             "run".to_string(),
             "--detach".into(),
@@ -317,7 +289,7 @@ impl Backend for Podman {
     }
 
     fn put_files(id: String, files: Vec<File>) -> berth_sdk::Result<()> {
-        check_sandbox_id(&id)?;
+        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
         if files.is_empty() {
             return Ok(());
         }
@@ -343,7 +315,7 @@ impl Backend for Podman {
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u64>,
     ) -> berth_sdk::Result<ProcessOutput> {
-        check_sandbox_id(&id)?;
+        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
         let mut args = vec!["exec".to_string()];
         if stdin.is_some() {
             args.push("--interactive".into());
@@ -371,7 +343,7 @@ impl Backend for Podman {
     }
 
     fn destroy_sandbox(id: String) -> berth_sdk::Result<()> {
-        check_sandbox_id(&id)?;
+        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
         remove(&id)
     }
 

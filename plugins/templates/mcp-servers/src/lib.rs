@@ -97,31 +97,52 @@ fn schema(launcher: &Launcher) -> Value {
 fn workload_name(package: &str) -> String {
     let base = package.trim_start_matches('@');
     let base = base.rsplit('/').next().unwrap_or(base);
-    let base = base.split(['@', '=', '[', '<', '>', '!', '~']).next().unwrap_or(base);
+    let base = base
+        .split(['@', '=', '[', '<', '>', '!', '~'])
+        .next()
+        .unwrap_or(base);
     let mut name: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     name.truncate(50);
     let name = name.trim_matches('-').to_string();
-    if name.is_empty() { "mcp-server".into() } else { format!("mcp-{name}") }
+    if name.is_empty() {
+        "mcp-server".into()
+    } else {
+        format!("mcp-{name}")
+    }
 }
 
 fn render(launcher: &Launcher, params: Value) -> berth_sdk::Result<Workload> {
-    let params: Params = serde_json::from_value(params)
-        .map_err(|e| Error::invalid_input(format!("params of template `{}`: {e}", launcher.template)))?;
+    let params: Params = serde_json::from_value(params).map_err(|e| {
+        Error::invalid_input(format!("params of template `{}`: {e}", launcher.template))
+    })?;
     let package = &params.package;
-    if package.starts_with('-') || !package.chars().all(launcher.allowed) || package.contains("..") {
+    if package.starts_with('-') || !package.chars().all(launcher.allowed) || package.contains("..")
+    {
         return Err(Error::invalid_input(format!(
             "package `{package}` is not {}",
             launcher.package_hint
         )));
     }
-    let image = params.image.clone().unwrap_or_else(|| launcher.image.into());
+    let image = params
+        .image
+        .clone()
+        .unwrap_or_else(|| launcher.image.into());
     checks::image(&image)?;
     let mut env = vec![
         ("HOME".to_string(), "/tmp".to_string()),
-        (launcher.cache_env.0.to_string(), launcher.cache_env.1.to_string()),
+        (
+            launcher.cache_env.0.to_string(),
+            launcher.cache_env.1.to_string(),
+        ),
     ];
     for (key, value) in params.env.iter().chain(&params.secrets) {
         checks::env_name(key)?;
@@ -136,7 +157,11 @@ fn render(launcher: &Launcher, params: Value) -> berth_sdk::Result<Workload> {
     if params.transport == Transport::Http {
         let port = params.port.unwrap_or(3000);
         env.push(("PORT".into(), port.to_string()));
-        ports.push(Port { container_port: port, host_port: None, protocol: "tcp".into() });
+        ports.push(Port {
+            container_port: port,
+            host_port: None,
+            protocol: "tcp".into(),
+        });
     }
     Ok(Workload {
         name: workload_name(package),
@@ -145,7 +170,11 @@ fn render(launcher: &Launcher, params: Value) -> berth_sdk::Result<Workload> {
         args: params.args,
         env,
         ports,
-        resources: Resources { memory_mb: Some(params.memory_mb.unwrap_or(512)), cpu_millis: None, pids: None },
+        resources: Resources {
+            memory_mb: Some(params.memory_mb.unwrap_or(512)),
+            cpu_millis: None,
+            pids: None,
+        },
         health: None,
         mcp: Some(match params.transport {
             Transport::Stdio => McpTransport::Stdio,

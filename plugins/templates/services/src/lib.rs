@@ -61,7 +61,10 @@ fn with(mut base: Value, more: Value) -> Value {
 }
 
 fn nginx_schema() -> Value {
-    schema(common_properties("docker.io/nginxinc/nginx-unprivileged:1.27-alpine", 8080), &[])
+    schema(
+        common_properties("docker.io/nginxinc/nginx-unprivileged:1.27-alpine", 8080),
+        &[],
+    )
 }
 
 fn echo_schema() -> Value {
@@ -98,7 +101,13 @@ fn number(params: &Value, key: &str, default: u64) -> u64 {
 
 /// The parts every built-in service shares: one port, network, a health
 /// check, a memory limit.
-fn service(name: &str, params: &Value, image: &str, port: u16, health: &str) -> berth_sdk::Result<Workload> {
+fn service(
+    name: &str,
+    params: &Value,
+    image: &str,
+    port: u16,
+    health: &str,
+) -> berth_sdk::Result<Workload> {
     let image = text(params, "image", image).to_string();
     checks::image(&image)?;
     let port = u16::try_from(number(params, "port", port.into()))
@@ -109,13 +118,20 @@ fn service(name: &str, params: &Value, image: &str, port: u16, health: &str) -> 
         command: Vec::new(),
         args: Vec::new(),
         env: vec![("PORT".into(), port.to_string())],
-        ports: vec![Port { container_port: port, host_port: None, protocol: "tcp".into() }],
+        ports: vec![Port {
+            container_port: port,
+            host_port: None,
+            protocol: "tcp".into(),
+        }],
         resources: Resources {
             memory_mb: Some(number(params, "memory_mb", 256).min(u32::MAX.into()) as u32),
             cpu_millis: None,
             pids: None,
         },
-        health: Some(HealthCheck { path: health.into(), port }),
+        health: Some(HealthCheck {
+            path: health.into(),
+            port,
+        }),
         mcp: None,
         network: true,
         writable_root: false,
@@ -126,7 +142,13 @@ fn service(name: &str, params: &Value, image: &str, port: u16, health: &str) -> 
 }
 
 fn nginx(params: &Value) -> berth_sdk::Result<Workload> {
-    let mut workload = service("nginx", params, "docker.io/nginxinc/nginx-unprivileged:1.27-alpine", 8080, "/")?;
+    let mut workload = service(
+        "nginx",
+        params,
+        "docker.io/nginxinc/nginx-unprivileged:1.27-alpine",
+        8080,
+        "/",
+    )?;
     // nginx writes its pid and caches outside /tmp.
     workload.writable_root = true;
     Ok(workload)
@@ -139,17 +161,32 @@ fn echo(params: &Value) -> berth_sdk::Result<Workload> {
         "-c".into(),
         "mkdir -p /tmp/www && printf '%s\\n' \"$ECHO_TEXT\" > /tmp/www/index.html && exec httpd -f -v -p \"$PORT\" -h /tmp/www".into(),
     ];
-    workload.env.push(("ECHO_TEXT".into(), text(params, "text", "hello from berth").into()));
+    workload.env.push((
+        "ECHO_TEXT".into(),
+        text(params, "text", "hello from berth").into(),
+    ));
     Ok(workload)
 }
 
 fn fastapi(params: &Value) -> berth_sdk::Result<Workload> {
     let health = text(params, "health_path", "/docs").to_string();
     if !health.starts_with('/') {
-        return Err(Error::invalid_input(format!("health_path `{health}` must start with `/`")));
+        return Err(Error::invalid_input(format!(
+            "health_path `{health}` must start with `/`"
+        )));
     }
-    let mut workload = service("fastapi", params, "docker.io/library/python:3.12-slim", 8000, &health)?;
-    let source = text(params, "app", "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get('/')\ndef root():\n    return {'hello': 'berth'}\n");
+    let mut workload = service(
+        "fastapi",
+        params,
+        "docker.io/library/python:3.12-slim",
+        8000,
+        &health,
+    )?;
+    let source = text(
+        params,
+        "app",
+        "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get('/')\ndef root():\n    return {'hello': 'berth'}\n",
+    );
     workload.command = vec![
         "sh".into(),
         "-c".into(),
@@ -162,7 +199,8 @@ fn fastapi(params: &Value) -> berth_sdk::Result<Workload> {
 
 impl Plugin for Services {
     fn description() -> String {
-        "Service templates: nginx, an echo server, a FastAPI app, and your own TOML templates".into()
+        "Service templates: nginx, an echo server, a FastAPI app, and your own TOML templates"
+            .into()
     }
 }
 
@@ -181,7 +219,10 @@ impl Template for Services {
             if all.iter().any(|t| t.name == template.name) {
                 berth_sdk::log(
                     berth_sdk::LogLevel::Warning,
-                    &format!("user template `{}` has the name of a built-in one and is ignored", template.name),
+                    format!(
+                        "user template `{}` has the name of a built-in one and is ignored",
+                        template.name
+                    ),
                 );
                 continue;
             }
@@ -202,4 +243,3 @@ impl Template for Services {
 }
 
 berth_sdk::export_template!(Services);
-

@@ -112,7 +112,9 @@ pub fn load() -> Vec<UserTemplate> {
 fn read(path: &std::path::Path) -> Result<UserTemplate, String> {
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size > MAX_FILE_BYTES {
-        return Err(format!("it is {size} bytes; at most {MAX_FILE_BYTES} allowed"));
+        return Err(format!(
+            "it is {size} bytes; at most {MAX_FILE_BYTES} allowed"
+        ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let template: UserTemplate = toml::from_str(&text).map_err(|e| e.to_string())?;
@@ -150,23 +152,33 @@ impl UserTemplate {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
                 None => param.default.clone().ok_or_else(|| {
-                    Error::invalid_input(format!("template `{}` needs the parameter `{name}`", self.name))
+                    Error::invalid_input(format!(
+                        "template `{}` needs the parameter `{name}`",
+                        self.name
+                    ))
                 })?,
             };
             values.insert(name.as_str(), value);
         }
         let fill = |text: &String| {
-            values
-                .iter()
-                .fold(text.clone(), |acc, (name, value)| acc.replace(&format!("{{{{{name}}}}}"), value))
+            values.iter().fold(text.clone(), |acc, (name, value)| {
+                acc.replace(&format!("{{{{{name}}}}}"), value)
+            })
         };
         let ports: Vec<Port> = self
             .ports
             .iter()
-            .map(|p| Port { container_port: *p, host_port: None, protocol: "tcp".into() })
+            .map(|p| Port {
+                container_port: *p,
+                host_port: None,
+                protocol: "tcp".into(),
+            })
             .collect();
         let health = match (&self.health_path, ports.first()) {
-            (Some(path), Some(port)) => Some(HealthCheck { path: path.clone(), port: port.container_port }),
+            (Some(path), Some(port)) => Some(HealthCheck {
+                path: path.clone(),
+                port: port.container_port,
+            }),
             _ => None,
         };
         Ok(Workload {
@@ -176,7 +188,11 @@ impl UserTemplate {
             args: self.args.iter().map(fill).collect(),
             env: self.env.iter().map(|(k, v)| (k.clone(), fill(v))).collect(),
             ports,
-            resources: Resources { memory_mb: self.memory_mb, cpu_millis: None, pids: None },
+            resources: Resources {
+                memory_mb: self.memory_mb,
+                cpu_millis: None,
+                pids: None,
+            },
             health,
             mcp: None,
             network: self.network,
