@@ -288,19 +288,19 @@ impl Plugin {
         Ok(output)
     }
 
-    /// Run `f` against a backend plugin's `sandbox` export, allowing the
-    /// call `wall` at least (a long command inside the sandbox).
-    async fn with_sandbox<R>(
+    /// Run `f` against a backend plugin's exports, allowing the call `wall`
+    /// at least (a long command inside a sandbox).
+    async fn with_backend<R>(
         &self,
         wall: Duration,
         sink: Arc<dyn CallSink>,
         f: impl AsyncFnOnce(
-            &backend::exports::berth::plugin::sandbox::Guest,
+            &backend::BackendPlugin,
             &mut Store<HostState>,
         ) -> wasmtime::Result<Result<R, WitError>>,
     ) -> Result<R, CallError> {
         self.guarded_for(wall, sink, async |instance, store| match instance {
-            Instance::Backend(i) => f(i.berth_plugin_sandbox(), store).await,
+            Instance::Backend(i) => f(i, store).await,
             _ => Ok(Err(WitError::Unavailable(format!(
                 "plugin `{}` is not a backend",
                 self.name()
@@ -316,8 +316,10 @@ impl Plugin {
         spec: &SandboxSpec,
         sink: Arc<dyn CallSink>,
     ) -> Result<String, CallError> {
-        self.with_sandbox(Duration::ZERO, sink, async |g, store| {
-            g.call_create(&mut *store, spec).await
+        self.with_backend(Duration::ZERO, sink, async |b, store| {
+            b.berth_plugin_sandbox()
+                .call_create(&mut *store, spec)
+                .await
         })
         .await
     }
@@ -329,8 +331,10 @@ impl Plugin {
         files: &[File],
         sink: Arc<dyn CallSink>,
     ) -> Result<(), CallError> {
-        self.with_sandbox(Duration::ZERO, sink, async |g, store| {
-            g.call_put_files(&mut *store, id, files).await
+        self.with_backend(Duration::ZERO, sink, async |b, store| {
+            b.berth_plugin_sandbox()
+                .call_put_files(&mut *store, id, files)
+                .await
         })
         .await
     }
@@ -347,8 +351,9 @@ impl Plugin {
         let timeout_ms = timeout.as_millis() as u64;
         // The backend needs a little longer than the command to report.
         let wall = timeout + Duration::from_secs(30);
-        self.with_sandbox(wall, sink, async |g, store| {
-            g.call_exec(&mut *store, id, command, stdin, Some(timeout_ms))
+        self.with_backend(wall, sink, async |b, store| {
+            b.berth_plugin_sandbox()
+                .call_exec(&mut *store, id, command, stdin, Some(timeout_ms))
                 .await
         })
         .await
@@ -360,8 +365,8 @@ impl Plugin {
         id: &str,
         sink: Arc<dyn CallSink>,
     ) -> Result<(), CallError> {
-        self.with_sandbox(Duration::ZERO, sink, async |g, store| {
-            g.call_destroy(&mut *store, id).await
+        self.with_backend(Duration::ZERO, sink, async |b, store| {
+            b.berth_plugin_sandbox().call_destroy(&mut *store, id).await
         })
         .await
     }
@@ -369,30 +374,12 @@ impl Plugin {
     /// Ask the backend to remove what outlived its TTL (every sandbox, with
     /// `all_sandboxes`).
     pub async fn reap(&self, all_sandboxes: bool) -> Result<u32, CallError> {
-        self.with_sandbox(Duration::ZERO, Arc::new(Unattended), async |g, store| {
-            g.call_reap(&mut *store, all_sandboxes).await
+        self.with_backend(Duration::ZERO, Arc::new(Unattended), async |b, store| {
+            b.berth_plugin_sandbox()
+                .call_reap(&mut *store, all_sandboxes)
+                .await
         })
         .await
-    }
-
-    /// Run `f` against a backend plugin's `workloads` export.
-    async fn with_workloads<R>(
-        &self,
-        sink: Arc<dyn CallSink>,
-        f: impl AsyncFnOnce(
-            &backend::exports::berth::plugin::workloads::Guest,
-            &mut Store<HostState>,
-        ) -> wasmtime::Result<Result<R, WitError>>,
-    ) -> Result<R, CallError> {
-        self.guarded(sink, async |instance, store| match instance {
-            Instance::Backend(i) => f(i.berth_plugin_workloads(), store).await,
-            _ => Ok(Err(WitError::Unavailable(format!(
-                "plugin `{}` is not a backend",
-                self.name()
-            )))),
-        })
-        .await?
-        .map_err(CallError::Plugin)
     }
 
     /// Deploy a workload on this backend.
@@ -401,8 +388,10 @@ impl Plugin {
         workload: &Workload,
         sink: Arc<dyn CallSink>,
     ) -> Result<WorkloadStatus, CallError> {
-        self.with_workloads(sink, async |g, store| {
-            g.call_deploy(&mut *store, workload).await
+        self.with_backend(Duration::ZERO, sink, async |b, store| {
+            b.berth_plugin_workloads()
+                .call_deploy(&mut *store, workload)
+                .await
         })
         .await
     }
@@ -413,8 +402,10 @@ impl Plugin {
         name: &str,
         sink: Arc<dyn CallSink>,
     ) -> Result<WorkloadStatus, CallError> {
-        self.with_workloads(sink, async |g, store| {
-            g.call_status(&mut *store, name).await
+        self.with_backend(Duration::ZERO, sink, async |b, store| {
+            b.berth_plugin_workloads()
+                .call_status(&mut *store, name)
+                .await
         })
         .await
     }
@@ -425,8 +416,12 @@ impl Plugin {
         name: &str,
         sink: Arc<dyn CallSink>,
     ) -> Result<(), CallError> {
-        self.with_workloads(sink, async |g, store| g.call_stop(&mut *store, name).await)
-            .await
+        self.with_backend(Duration::ZERO, sink, async |b, store| {
+            b.berth_plugin_workloads()
+                .call_stop(&mut *store, name)
+                .await
+        })
+        .await
     }
 
     /// The templates of a template plugin; empty for other plugins.
