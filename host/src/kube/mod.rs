@@ -17,6 +17,9 @@ use kube::{Client, Config};
 use crate::config::KubeConfig;
 use crate::runtime::bindings::types::Error as WitError;
 
+/// Longest wait for a TCP connection to the API server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A connected cluster: a client and the namespace used when none is named.
 #[derive(Clone)]
 pub struct Cluster {
@@ -57,7 +60,10 @@ impl Clusters {
         }
         let mut config = self.load(context).await?;
         let timeout = Duration::from_secs(self.config.request_timeout_secs.max(1));
-        config.connect_timeout = Some(timeout);
+        // A reachable API server accepts a connection in milliseconds; an
+        // unreachable one (a stale kubeconfig) should fail fast, since the
+        // reaper asks at every start.
+        config.connect_timeout = Some(timeout.min(CONNECT_TIMEOUT));
         config.write_timeout = Some(timeout);
         let default_namespace = config.default_namespace.clone();
         let client = Client::try_from(config)

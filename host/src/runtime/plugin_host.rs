@@ -133,8 +133,14 @@ impl PluginHost {
     /// `all_sandboxes`, every sandbox).
     pub async fn reap(&self, all_sandboxes: bool) {
         let registry = self.registry();
-        for backend in registry.plugins().filter(|p| p.world == World::Backend) {
-            match backend.reap(all_sandboxes).await {
+        // Backends answer independently; one slow platform (an unreachable
+        // cluster) must not hold up the others.
+        let reaps = registry
+            .plugins()
+            .filter(|p| p.world == World::Backend)
+            .map(|backend| async move { (backend, backend.reap(all_sandboxes).await) });
+        for (backend, outcome) in futures::future::join_all(reaps).await {
+            match outcome {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(
                     backend = backend.name(),
