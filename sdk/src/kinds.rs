@@ -296,3 +296,27 @@ pub fn check_dependency_count(dependencies: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+impl WorkloadStatus {
+    /// The status as a JSON object, for a tool's structured output.
+    ///
+    /// ```
+    /// let status = berth_sdk::WorkloadStatus {
+    ///     name: "web".into(),
+    ///     id: "1a2b".into(),
+    ///     phase: "running".into(),
+    ///     endpoints: vec!["127.0.0.1:8080".into()],
+    ///     message: None,
+    /// };
+    /// assert_eq!(status.to_json()["endpoints"][0], "127.0.0.1:8080");
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "id": self.id,
+            "phase": self.phase,
+            "endpoints": self.endpoints,
+            "message": self.message,
+        })
+    }
+}

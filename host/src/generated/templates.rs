@@ -36,17 +36,14 @@ fn tool(name: &str, title: &str, description: &str, schema: Value, hints: ToolHi
     }
 }
 
-fn workload_schema(extra: Value) -> Value {
-    let mut properties = json!({
-        "backend": {"type": "string", "description": "The backend the workload runs on, e.g. `podman` or `k8s`."},
-        "name": {"type": "string", "description": "The workload's name, a DNS label."}
-    });
-    if let (Some(map), Value::Object(more)) = (properties.as_object_mut(), extra) {
-        map.extend(more);
-    }
+/// Arguments naming a deployed workload.
+fn workload_schema() -> Value {
     json!({
         "type": "object",
-        "properties": properties,
+        "properties": {
+            "backend": {"type": "string", "description": "The backend the workload runs on, e.g. `podman` or `k8s`."},
+            "name": {"type": "string", "description": "The workload's name, a DNS label."}
+        },
         "required": ["backend", "name"],
         "additionalProperties": false
     })
@@ -83,14 +80,14 @@ pub fn tools() -> Vec<Tool> {
             STATUS_TOOL,
             "Template status",
             "Phase and endpoints of a workload started from a template.",
-            workload_schema(json!({})),
+            workload_schema(),
             ToolHints::READ_ONLY | ToolHints::IDEMPOTENT,
         ),
         tool(
             STOP_TOOL,
             "Stop a template",
             "Stop and remove a workload started from a template.",
-            workload_schema(json!({})),
+            workload_schema(),
             ToolHints::DESTRUCTIVE | ToolHints::IDEMPOTENT,
         ),
     ]

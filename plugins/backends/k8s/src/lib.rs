@@ -112,7 +112,7 @@ fn status_of(name: &str, deployment: &Value) -> WorkloadStatus {
         .into_iter()
         .flatten()
         .find(|c| c["type"] == "Progressing" && c["status"] == "False");
-    let phase = if let Some(_condition) = failed {
+    let phase = if failed.is_some() {
         "failed"
     } else if wanted == 0 {
         "stopped"

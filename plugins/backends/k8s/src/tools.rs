@@ -168,11 +168,6 @@ struct StopForwardArgs {
     address: String,
 }
 
-/// A workload status as tool output JSON.
-pub fn status_json(s: &WorkloadStatus) -> Value {
-    json!({"name": s.name, "id": s.id, "phase": s.phase, "endpoints": s.endpoints, "message": s.message})
-}
-
 fn scope(namespace: Option<String>) -> berth_sdk::Result<kube::Scope> {
     let settings = Settings::load()?;
     Ok(kube::scope(
@@ -222,10 +217,7 @@ fn deploy(a: DeployArgs) -> berth_sdk::Result<ToolOutput> {
         ttl_seconds: a.ttl_seconds,
         labels: Vec::new(),
     };
-    ToolOutput::json(&status_json(&deploy_with(
-        &workload,
-        a.replicas.unwrap_or(1),
-    )?))
+    ToolOutput::json(&deploy_with(&workload, a.replicas.unwrap_or(1))?.to_json())
 }
 
 fn objects_json(objects: Vec<Value>) -> berth_sdk::Result<ToolOutput> {
@@ -245,7 +237,7 @@ pub fn toolbox() -> Toolbox {
         )
         .tool(
             ToolSpec::new("k8s_status", "Phase, ready replicas and endpoints of a workload.").read_only(),
-            |a: NameArgs| ToolOutput::json(&status_json(&K8s::status(a.name)?)),
+            |a: NameArgs| ToolOutput::json(&K8s::status(a.name)?.to_json()),
         )
         .tool(
             ToolSpec::new("k8s_logs", "The last lines of each pod of a workload.").read_only(),
@@ -272,7 +264,7 @@ pub fn toolbox() -> Toolbox {
         .tool(
             ToolSpec::new("k8s_list", "Every workload berth runs on Kubernetes.").read_only(),
             |_: NoArgs| {
-                let all: Vec<Value> = K8s::list()?.iter().map(status_json).collect();
+                let all: Vec<Value> = K8s::list()?.iter().map(WorkloadStatus::to_json).collect();
                 ToolOutput::json(&json!({ "workloads": all }))
             },
         )

@@ -518,10 +518,6 @@ fn parse_volume(text: &str) -> berth_sdk::Result<Mount> {
     })
 }
 
-fn status_json(s: &WorkloadStatus) -> Value {
-    json!({"name": s.name, "id": s.id, "phase": s.phase, "endpoints": s.endpoints, "message": s.message})
-}
-
 fn start(args: StartArgs) -> berth_sdk::Result<ToolOutput> {
     let ports: Vec<Port> = args
         .ports
@@ -567,7 +563,7 @@ fn start(args: StartArgs) -> berth_sdk::Result<ToolOutput> {
         labels: Vec::new(),
     };
     let status = Podman::deploy(workload)?;
-    ToolOutput::json(&status_json(&status))
+    ToolOutput::json(&status.to_json())
 }
 
 impl Plugin for Podman {
@@ -596,7 +592,7 @@ impl Plugin for Podman {
             )
             .tool(
                 ToolSpec::new("podman_status", "Phase and endpoints of a workload.").read_only(),
-                |a: NameArgs| ToolOutput::json(&status_json(&Podman::status(a.name)?)),
+                |a: NameArgs| ToolOutput::json(&Podman::status(a.name)?.to_json()),
             )
             .tool(
                 ToolSpec::new("podman_logs", "The last lines of a workload's output.").read_only(),
@@ -605,7 +601,7 @@ impl Plugin for Podman {
             .tool(
                 ToolSpec::new("podman_list", "Every workload berth runs on podman.").read_only(),
                 |_: NoArgs| {
-                    let all: Vec<Value> = Podman::list()?.iter().map(status_json).collect();
+                    let all: Vec<Value> = Podman::list()?.iter().map(WorkloadStatus::to_json).collect();
                     ToolOutput::json(&json!({ "workloads": all }))
                 },
             )
