@@ -320,3 +320,18 @@ impl WorkloadStatus {
         })
     }
 }
+
+impl SandboxSpec {
+    /// The image to create the sandbox from, checked as an image reference,
+    /// or an error saying where to configure one.
+    pub fn checked_image(&self) -> Result<String> {
+        let image = self.image.clone().ok_or_else(|| {
+            Error::invalid_input(format!(
+                "no sandbox image for {}; set [runs.sandbox_images.{}] image in berth.toml",
+                self.language, self.language
+            ))
+        })?;
+        crate::checks::image(&image)?;
+        Ok(image)
+    }
+}

@@ -252,13 +252,7 @@ fn remove(container: &str) -> berth_sdk::Result<()> {
 impl Backend for Podman {
     fn create_sandbox(spec: SandboxSpec) -> berth_sdk::Result<String> {
         let settings = Settings::load()?;
-        let image = spec.image.clone().ok_or_else(|| {
-            Error::invalid_input(format!(
-                "no sandbox image for {}; set [runs.sandbox_images.{}] image in berth.toml",
-                spec.language, spec.language
-            ))
-        })?;
-        checks::image(&image)?;
+        let image = spec.checked_image()?;
         let name = berth_sdk::checks::new_sandbox_id(SANDBOX_PREFIX);
         let mut args = vec![
             "run".to_string(),
