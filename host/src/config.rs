@@ -237,6 +237,11 @@ pub struct RunsConfig {
     pub session_idle_secs: u64,
     /// What a sandbox for each language runs, by language.
     pub sandbox_images: BTreeMap<String, SandboxImage>,
+    /// Most fork servers (pre-loaded interpreters a runner offers) kept
+    /// at once; 0 turns them off.
+    pub fork_servers: usize,
+    /// A fork server unused this long is stopped, seconds.
+    pub fork_server_idle_secs: u64,
 }
 
 /// The image a sandbox for one language uses, and what it mounts.
@@ -266,6 +271,8 @@ impl Default for RunsConfig {
             max_code_bytes: 1 << 20,
             session_idle_secs: 3600,
             sandbox_images: BTreeMap::new(),
+            fork_servers: 8,
+            fork_server_idle_secs: 600,
         }
     }
 }

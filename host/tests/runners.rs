@@ -265,18 +265,98 @@ fn bad_input_is_refused_by_name_before_anything_runs() {
     assert_eq!(built, 0, "an environment was created for refused input");
 }
 
+/// Repeat a `run_<language>` call until its result says a fork server
+/// started it (the server starts in the background after the first run).
+fn run_until_forked(tool: &str, args: Value) -> Value {
+    json!({"op": "call_until", "tool": tool, "args": args, "field": "forked", "equals": true, "attempts": 80})
+}
+
 #[test]
-fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
+fn warm_python_runs_fork_an_interpreter_with_the_dependencies_loaded() {
     let Some(py) = python() else { return };
     let sandbox = Sandbox::with_bundled();
+    let code = "import os, sys\npreloaded = 'requests' in sys.modules\nimport requests\nprint(preloaded, __name__, sys.argv[1:], os.environ['GREETING'], sys.stdin.read())\nsys.exit(4)";
+    let args = json!({"code": code, "dependencies": ["requests>=2"], "args": ["x y"], "env": {"GREETING": "hi"}, "stdin": "in"});
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            None,
+            json!([
+                run("run_python", args.clone()),
+                run_until_forked("run_python", args)
+            ]),
+        ),
+    );
+    let cold = structured(&results[0]);
+    assert_eq!(cold["forked"], false, "{}", results[0]);
+    assert_eq!(
+        cold["stdout"], "False __main__ ['x y'] hi in\n",
+        "{}",
+        results[0]
+    );
+    assert_eq!(cold["exit_code"], 4);
+    let warm = &results[1];
+    assert!(
+        warm["attempts"].is_number(),
+        "no run went through the fork server: {warm}"
+    );
+    let forked = structured(warm);
+    assert_eq!(forked["cached_env"], true);
+    assert_eq!(
+        forked["stdout"], "True __main__ ['x y'] hi in\n",
+        "a forked run must behave as a fresh one, with requests already imported: {warm}"
+    );
+    assert_eq!(forked["exit_code"], 4);
+    assert_eq!(
+        warm["result"]["isError"], true,
+        "a non-zero exit is an error result"
+    );
+}
+
+/// Processes whose working directory lies under `dir`: every process of a
+/// snippet (forked or not, with any command line) starts in its workspace.
+fn processes_under(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            cwd.starts_with(dir)
+                .then(|| format!("{} ({})", e.file_name().to_string_lossy(), cwd.display()))
+        })
+        .collect()
+}
+
+/// Hostile snippets, each stopped at its limit, and nothing of them left:
+/// started directly, or (with `forked`) all through the fork server.
+fn hostile_snippets_are_stopped_and_leave_nothing_behind(forked: bool) {
+    let Some(py) = python() else { return };
+    let sandbox = Sandbox::with_bundled();
+    if !forked {
+        sandbox.write_config("[runs]\nfork_servers = 0\n");
+    }
     let marker = format!("berth-hostile-{}", std::process::id());
-    // The marker is an argument, so every snippet process carries it on its
-    // command line, where pgrep can find survivors.
+    // The marker is an argument, so every directly started snippet process
+    // carries it on its command line, where pgrep can find survivors.
     let hostile = |body: &str, timeout: u64| {
         run(
             "run_python",
             json!({"code": body, "timeout_secs": timeout, "args": [marker]}),
         )
+    };
+    let warm_up = if forked {
+        run_until_forked("run_python", json!({"code": "print('warm')"}))
+    } else {
+        run("run_python", json!({"code": "print('warm')"}))
     };
     let results = drive(
         &py,
@@ -284,6 +364,7 @@ fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
             &sandbox,
             None,
             json!([
+                warm_up,
                 hostile("while True:\n    pass", 3),
                 hostile(
                     "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)",
@@ -305,6 +386,10 @@ fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
             ]),
         ),
     );
+    let results = &results[1..];
+    for result in results {
+        assert_eq!(structured(result)["forked"], forked, "{result}");
+    }
     let looping = structured(&results[0]);
     assert_eq!(looping["timed_out"], true, "{}", results[0]);
     let forking = structured(&results[1]);
@@ -329,12 +414,18 @@ fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
     assert_eq!(stdout_of(&results[5]).trim(), "still fine");
 
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let survivors = std::process::Command::new("pgrep")
+    let work = sandbox.data().join("work");
+    let survivors = processes_under(&work);
+    assert!(
+        survivors.is_empty(),
+        "processes of hostile snippets survived their calls: {survivors:?}"
+    );
+    let by_marker = std::process::Command::new("pgrep")
         .args(["-f", &marker])
         .output()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&survivors.stdout).trim().is_empty(),
+        String::from_utf8_lossy(&by_marker.stdout).trim().is_empty(),
         "processes of hostile snippets survived their calls"
     );
     if structured(&results[4])["limits_enforced"] == true {
@@ -347,9 +438,18 @@ fn hostile_snippets_are_stopped_and_leave_nothing_behind() {
             "a child that left the process group survived the call"
         );
     }
-    let work = sandbox.data().join("work");
     let left = std::fs::read_dir(&work).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "workspaces were left in {}", work.display());
+}
+
+#[test]
+fn hostile_snippets_started_directly_are_stopped_and_leave_nothing_behind() {
+    hostile_snippets_are_stopped_and_leave_nothing_behind(false);
+}
+
+#[test]
+fn hostile_snippets_from_the_fork_server_are_stopped_and_leave_nothing_behind() {
+    hostile_snippets_are_stopped_and_leave_nothing_behind(true);
 }
 
 #[test]

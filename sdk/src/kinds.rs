@@ -2,8 +2,8 @@
 //! register it with the matching `export_*!` macro.
 
 use crate::{
-    Command, Error, File, ProcessOutput, Result, RunPlan, RunnerInfo, SandboxSpec, Snippet,
-    TemplateInfo, Toolbox, Workload, WorkloadStatus,
+    Command, Environment, Error, File, ProcessOutput, Result, RunPlan, RunnerInfo, SandboxSpec,
+    Snippet, TemplateInfo, Toolbox, Workload, WorkloadStatus,
 };
 
 /// Every plugin: a description and its own tools. Both have defaults, so a
@@ -43,12 +43,8 @@ pub trait Plugin {
 ///         }
 ///     }
 ///     fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {
-///         Ok(RunPlan {
-///             files: vec![File::new("main.sh", snippet.code)],
-///             environment: None,
-///             build: vec![],
-///             run: Command::new("sh").arg("main.sh").args(snippet.args),
-///         })
+///         Ok(RunPlan::new(Command::new("sh").arg("main.sh").args(snippet.args))
+///             .file(File::new("main.sh", snippet.code)))
 ///     }
 /// }
 /// berth_sdk::export_runner!(Shell);
@@ -223,6 +219,64 @@ impl Command {
     /// ```
     pub fn cwd(mut self, dir: impl Into<String>) -> Self {
         self.cwd = Some(dir.into());
+        self
+    }
+}
+
+impl RunPlan {
+    /// A plan that writes no files, needs no environment and builds
+    /// nothing: it only runs `run`. Add the rest with the methods below.
+    ///
+    /// ```
+    /// use berth_sdk::{Command, File, RunPlan};
+    /// let plan = RunPlan::new(Command::new("sh").arg("main.sh"))
+    ///     .file(File::new("main.sh", "echo hi"));
+    /// assert_eq!(plan.files.len(), 1);
+    /// assert!(plan.environment.is_none() && plan.fork_server.is_none());
+    /// ```
+    pub fn new(run: Command) -> Self {
+        Self {
+            files: Vec::new(),
+            environment: None,
+            build: Vec::new(),
+            run,
+            fork_server: None,
+        }
+    }
+
+    /// Write one more file into the workspace.
+    pub fn file(mut self, file: File) -> Self {
+        self.files.push(file);
+        self
+    }
+
+    /// Prepare (or reuse) a cached environment: `key` names the
+    /// normalised dependency set and `setup` builds it once per key.
+    ///
+    /// ```
+    /// use berth_sdk::{Command, RunPlan};
+    /// let plan = RunPlan::new(Command::new("{env}/bin/tool"))
+    ///     .environment("dep==1", vec![Command::new("installer").arg("{env}")]);
+    /// assert_eq!(plan.environment.unwrap().key, "dep==1");
+    /// ```
+    pub fn environment(mut self, key: impl Into<String>, setup: Vec<Command>) -> Self {
+        self.environment = Some(Environment {
+            key: key.into(),
+            setup,
+        });
+        self
+    }
+
+    /// Run one more build step before the program.
+    pub fn build_step(mut self, step: Command) -> Self {
+        self.build.push(step);
+        self
+    }
+
+    /// Offer a fork server that starts the run step faster; see the
+    /// `fork-server` field of `run-plan` in the WIT for its protocol.
+    pub fn fork_server(mut self, server: Command) -> Self {
+        self.fork_server = Some(server);
         self
     }
 }

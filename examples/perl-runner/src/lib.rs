@@ -4,8 +4,8 @@
 //! local library when the host has cpanm.
 
 use berth_sdk::{
-    Command, Environment, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet,
-    check_dependency_count, check_dependency_spec,
+    Command, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet, check_dependency_count,
+    check_dependency_spec,
 };
 
 struct Perl;
@@ -50,35 +50,27 @@ impl Runner for Perl {
             .collect::<berth_sdk::Result<Vec<_>>>()?;
         modules.sort();
         modules.dedup();
-        let files = vec![File::new("main.pl", snippet.code)];
+        let file = File::new("main.pl", snippet.code);
         if modules.is_empty() {
-            return Ok(RunPlan {
-                files,
-                environment: None,
-                build: vec![],
-                run: Command::new("perl").arg("main.pl").args(snippet.args),
-            });
+            return Ok(
+                RunPlan::new(Command::new("perl").arg("main.pl").args(snippet.args)).file(file),
+            );
         }
         if !snippet.available_programs.iter().any(|p| p == "cpanm") {
             return Err(Error::unavailable(
                 "CPAN dependencies need cpanm on the host (apt install cpanminus) and granted to this runner",
             ));
         }
-        Ok(RunPlan {
-            files,
-            environment: Some(Environment {
-                key: modules.join("\n"),
-                setup: vec![
-                    Command::new("cpanm")
-                        .args(["--quiet", "--notest", "--local-lib", "{env}"])
-                        .args(modules.iter().cloned()),
-                ],
-            }),
-            build: vec![],
-            run: Command::new("perl")
+        let install = Command::new("cpanm")
+            .args(["--quiet", "--notest", "--local-lib", "{env}"])
+            .args(modules.iter().cloned());
+        Ok(RunPlan::new(
+            Command::new("perl")
                 .args(["-I{env}/lib/perl5", "main.pl"])
                 .args(snippet.args),
-        })
+        )
+        .file(file)
+        .environment(modules.join("\n"), vec![install]))
     }
 }
 

@@ -61,12 +61,8 @@ impl Runner for {ty} {
         if !snippet.dependencies.is_empty() {
             return Err(Error::invalid_input("this runner takes no dependencies"));
         }
-        Ok(RunPlan {
-            files: vec![File::new("main.sh", snippet.code)],
-            environment: None,
-            build: vec![],
-            run: Command::new("sh").arg("main.sh").args(snippet.args),
-        })
+        Ok(RunPlan::new(Command::new("sh").arg("main.sh").args(snippet.args))
+            .file(File::new("main.sh", snippet.code)))
     }
 }
 

@@ -4,6 +4,7 @@
 //! say the limits were not enforced.
 
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -123,21 +124,21 @@ impl CallGroup {
     /// Move the calling process into this group. Meant for `pre_exec`: it
     /// only uses async-signal-safe calls.
     pub fn join_self(&self) -> std::io::Result<()> {
+        join(&self.procs_files)
+    }
+
+    /// The `cgroup.procs` file of each hierarchy, for [`join`] in a
+    /// process about to start.
+    pub fn procs_files(&self) -> &[CString] {
+        &self.procs_files
+    }
+
+    /// Move the running process `pid` into this group.
+    pub fn add(&self, pid: i32) -> anyhow::Result<()> {
         for file in &self.procs_files {
-            // SAFETY: `file` is a valid NUL-terminated path; open, write
-            // and close are async-signal-safe.
-            unsafe {
-                let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // "0" means the writing process itself.
-                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-                libc::close(fd);
-                if written != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
+            let path = Path::new(std::ffi::OsStr::from_bytes(file.as_bytes()));
+            std::fs::write(path, pid.to_string())
+                .with_context(|| format!("moving process {pid} into {}", path.display()))?;
         }
         Ok(())
     }
@@ -188,6 +189,28 @@ impl CallGroup {
                 .unwrap_or(false)
         })
     }
+}
+
+/// Move the calling process into the groups whose `cgroup.procs` files are
+/// `procs_files`. Meant for `pre_exec`: it only uses async-signal-safe calls.
+pub fn join(procs_files: &[CString]) -> std::io::Result<()> {
+    for file in procs_files {
+        // SAFETY: `file` is a valid NUL-terminated path; open, write
+        // and close are async-signal-safe.
+        unsafe {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // "0" means the writing process itself.
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if written != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Drop for CallGroup {

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod envcache;
+pub mod forkserver;
 pub mod plan;
 pub mod process;
 pub mod workspace;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use crate::config::RunsConfig;
 use cgroup::{Cgroups, GroupLimits};
 use envcache::EnvCache;
+use forkserver::ForkServers;
 
 /// What the plan executor shares across runs.
 pub struct RunServices {
@@ -37,6 +39,8 @@ pub struct RunServices {
     pub sessions_root: PathBuf,
     /// One lock per session: its calls run one at a time.
     pub session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Pre-loaded interpreters that runners offer for their run steps.
+    pub fork_servers: Arc<ForkServers>,
 }
 
 impl RunServices {
@@ -67,6 +71,10 @@ impl RunServices {
             toolchains: Mutex::new(HashMap::new()),
             sessions_root: data_dir.join("sessions"),
             session_locks: Mutex::new(HashMap::new()),
+            fork_servers: Arc::new(ForkServers::new(
+                config.fork_servers,
+                Duration::from_secs(config.fork_server_idle_secs),
+            )),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::capabilities::grants::Grants;
 use crate::capabilities::mirrord::{self, MirrordRun};
 use crate::exec::cgroup::GroupLimits;
 use crate::exec::envcache::{Acquired, EnvLease};
+use crate::exec::forkserver::{ForkServer, Launch};
 use crate::exec::process::{self, ProcessResult, ProcessSpec};
 use crate::exec::workspace;
 use crate::runtime::bindings::shared::berth::plugin::context::LogLevel;
@@ -135,6 +136,7 @@ async fn run_in_sandbox(
         limits_enforced: true,
         memory_exceeded: false,
         pids_exceeded: false,
+        forked: false,
     };
     let setup = plan.environment.iter().flat_map(|e| e.setup.iter());
     let prepare = setup
@@ -184,6 +186,9 @@ pub struct Outcome {
     pub memory_exceeded: bool,
     /// Whether the process limit refused a fork.
     pub pids_exceeded: bool,
+    /// Whether a fork server with the environment already loaded started
+    /// the program.
+    pub forked: bool,
 }
 
 /// Limits of setup and build steps, which run package managers and compilers.
@@ -273,6 +278,7 @@ pub async fn execute(
         limits_enforced: limits.enforced,
         memory_exceeded: limits.memory,
         pids_exceeded: limits.pids,
+        forked: result.forked,
     };
 
     let mut cached_env = false;
@@ -304,7 +310,9 @@ pub async fn execute(
                     let total = environment.setup.len() as f64;
                     sink.progress(i as f64, Some(total), Some(describe(step)))
                         .await;
-                    let (result, limits) = runner.step(step, StepKind::Prepare, None, &[]).await?;
+                    let (result, limits) = runner
+                        .step(step, StepKind::Prepare, None, &[], None)
+                        .await?;
                     if result.exit_code != Some(0) {
                         // `build` is dropped here: the half-built environment is removed.
                         return Ok(finish(Phase::Setup, result, false, limits));
@@ -325,7 +333,9 @@ pub async fn execute(
 
     for step in &plan.build {
         sink.progress(0.0, None, Some(describe(step))).await;
-        let (result, limits) = runner.step(step, StepKind::Prepare, None, &[]).await?;
+        let (result, limits) = runner
+            .step(step, StepKind::Prepare, None, &[], None)
+            .await?;
         if result.exit_code != Some(0) {
             return Ok(finish(Phase::Build, result, cached_env, limits));
         }
@@ -333,12 +343,17 @@ pub async fn execute(
 
     let (result, limits) = match &execution.mirrord {
         None => {
+            let env_name = env_dir.as_deref().and_then(Path::file_name);
+            let server = runner
+                .fork_server(&execution, env_name.and_then(|n| n.to_str()))
+                .await;
             runner
                 .step(
                     &plan.run,
                     StepKind::Run(execution.run_timeout),
                     execution.stdin.clone(),
                     &execution.env,
+                    server.as_deref(),
                 )
                 .await?
         }
@@ -487,13 +502,83 @@ impl Steps<'_> {
         }
     }
 
-    /// Run one step, streaming its output lines to the caller as logs.
+    /// The ready fork server for the plan's run step, if it offers one.
+    /// When it is not running yet it is started in the background, for the
+    /// runs after this one.
+    async fn fork_server(
+        &self,
+        execution: &Execution,
+        env_name: Option<&str>,
+    ) -> Option<Arc<ForkServer>> {
+        let command = execution.plan.fork_server.as_ref()?;
+        let servers = &self.services.runs.fork_servers;
+        let key = fork_server_key(execution, env_name, command);
+        if let Some(server) = servers.ready(&key) {
+            return Some(server);
+        }
+        if servers.wanted(&key) {
+            match self.launch(command, &execution.language, env_name).await {
+                Ok(launch) => servers.start(key, launch),
+                Err(err) => tracing::warn!("the runner's fork server cannot be started: {err}"),
+            }
+        }
+        None
+    }
+
+    /// How to start `command` as a fork server: in the environment (or the
+    /// language's cache), holding its own lease on the environment and in
+    /// a cgroup of its own with the run limits.
+    async fn launch(
+        &self,
+        command: &Command,
+        language: &str,
+        env_name: Option<&str>,
+    ) -> Result<Launch, WitError> {
+        let mentions_work = std::iter::once(&command.program)
+            .chain(&command.args)
+            .chain(command.env.iter().map(|(_, v)| v))
+            .chain(&command.cwd)
+            .any(|text| text.contains("{work}"));
+        if mentions_work {
+            return Err(WitError::InvalidInput(
+                "a fork server outlives the call, so its command may not use {work}".into(),
+            ));
+        }
+        let (program, args, mut env) = self.resolve(command, &[])?;
+        let cwd = self.places.env.unwrap_or(self.places.cache).to_path_buf();
+        env.retain(|(name, _)| name != "HOME");
+        env.push(("HOME".into(), cwd.display().to_string()));
+        let runs = &self.services.runs;
+        let lease = match env_name {
+            Some(name) => match runs.envs.acquire(name, language).await {
+                Ok(Acquired::Ready(lease)) => Some(lease),
+                _ => return Err(WitError::Failed(format!("environment {name} is not ready"))),
+            },
+            None => None,
+        };
+        let cgroup = runs
+            .cgroups
+            .as_ref()
+            .and_then(|c| c.create(runs.limits).ok());
+        Ok(Launch {
+            program,
+            args,
+            env,
+            cwd,
+            lease,
+            cgroup,
+        })
+    }
+
+    /// Run one step, streaming its output lines to the caller as logs; a
+    /// run step goes through `server` when there is one.
     async fn step(
         &self,
         command: &Command,
         kind: StepKind,
         stdin: Option<Vec<u8>>,
         extra_env: &[(String, String)],
+        server: Option<&ForkServer>,
     ) -> Result<(ProcessResult, LimitFlags), WitError> {
         let (program, args, env) = self.resolve(command, extra_env)?;
         let runs = &self.services.runs;
@@ -537,9 +622,21 @@ impl Steps<'_> {
             .acquire()
             .await
             .map_err(|_| WitError::Unavailable("host is shutting down".into()))?;
-        let result = process::run(spec, self.cancel.clone())
-            .await
-            .map_err(|e| WitError::Failed(format!("starting `{}`: {e}", command.program)))?;
+        let result = match server {
+            Some(server) => {
+                match process::run_forked(server, spec.clone(), self.cancel.clone()).await {
+                    Ok(result) => result,
+                    Err(err) => {
+                        tracing::warn!(
+                            "the fork server did not start the run; starting it directly: {err:#}"
+                        );
+                        process::run(spec, self.cancel.clone()).await
+                    }
+                }
+            }
+            None => process::run(spec, self.cancel.clone()).await,
+        }
+        .map_err(|e| WitError::Failed(format!("starting `{}`: {e}", command.program)))?;
         let _ = forward.await;
         if result.cancelled {
             return Err(WitError::Failed(
@@ -553,6 +650,31 @@ impl Steps<'_> {
         };
         Ok((result, flags))
     }
+}
+
+/// The fork server key of a plan: its language, toolchain, environment
+/// and server command.
+fn fork_server_key(execution: &Execution, env_name: Option<&str>, command: &Command) -> String {
+    let mut hash = Sha256::new();
+    let parts = [env_name.unwrap_or(""), &command.program]
+        .into_iter()
+        .chain(command.args.iter().map(String::as_str))
+        .chain(
+            command
+                .env
+                .iter()
+                .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        )
+        .chain(command.cwd.as_deref());
+    for part in parts {
+        hash.update(part.len().to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    env_key(
+        &execution.language,
+        &execution.toolchain,
+        &hex::encode(hash.finalize()),
+    )
 }
 
 /// A short description of a step for progress messages.

@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use anyhow::Context;
+use std::os::fd::OwnedFd;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe::{Receiver, Sender};
 use tokio_util::sync::CancellationToken;
+
+use super::forkserver::{ForkServer, RunRequest};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -51,6 +56,8 @@ pub struct ProcessResult {
     pub cancelled: bool,
     /// How long it ran.
     pub duration: Duration,
+    /// Whether a fork server started it rather than a fresh process.
+    pub forked: bool,
 }
 
 impl From<ProcessResult> for crate::runtime::bindings::types::ProcessOutput {
@@ -131,30 +138,136 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
         }
     }
     let mut child = command.spawn()?;
-    let pgid = child.id().map(|id| id as i32);
+    let running = Running {
+        pgid: child.id().map(|id| id as i32),
+        stdin: child.stdin.take(),
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        exit: async move { child.wait().await.map(|status| status.code()) },
+    };
+    supervise(running, spec, cancel, started, false).await
+}
+
+/// Run `spec` through a fork server. The outer error means the run never
+/// started (the server refused it or is gone), so it may be started
+/// directly instead; the inner one is a failure after it started.
+pub async fn run_forked(
+    server: &ForkServer,
+    spec: ProcessSpec,
+    cancel: CancellationToken,
+) -> Result<std::io::Result<ProcessResult>, anyhow::Error> {
+    let started = Instant::now();
+    let (stdin_theirs, stdin_ours) = match spec.stdin {
+        Some(_) => {
+            let (read, write) = std::io::pipe().context("creating the stdin pipe")?;
+            (OwnedFd::from(read), Some(OwnedFd::from(write)))
+        }
+        None => (
+            OwnedFd::from(std::fs::File::open("/dev/null").context("opening /dev/null")?),
+            None,
+        ),
+    };
+    let (stdout_ours, stdout_theirs) = std::io::pipe().context("creating the stdout pipe")?;
+    let (stderr_ours, stderr_theirs) = std::io::pipe().context("creating the stderr pipe")?;
+    let argv = std::iter::once(spec.program.display().to_string())
+        .chain(spec.args.iter().cloned())
+        .collect();
+    let report = server.send(RunRequest {
+        argv,
+        env: &spec.env,
+        cwd: &spec.cwd,
+        stdio: [stdin_theirs, stdout_theirs.into(), stderr_theirs.into()],
+    })?;
+    report.set_nonblocking(true)?;
+    let mut report = BufReader::new(tokio::net::UnixStream::from_std(report)?);
+    let mut line = String::new();
+    tokio::time::timeout(FORK_HANDSHAKE, report.read_line(&mut line))
+        .await
+        .context("the fork server did not fork the run in time")??;
+    let pid: i32 = line
+        .strip_prefix("pid ")
+        .and_then(|n| n.trim().parse().ok())
+        .filter(|pid| *pid > 0)
+        .with_context(|| format!("the fork server answered {line:?} instead of `pid N`"))?;
+    if let Some(group) = &spec.cgroup {
+        // Dropping the report socket without `go` makes the forked
+        // process exit before it runs anything.
+        group.add(pid)?;
+    }
+    report
+        .get_mut()
+        .write_all(b"go\n")
+        .await
+        .context("starting the forked run")?;
+    let running = Running {
+        pgid: Some(pid),
+        stdin: stdin_ours.map(Sender::from_owned_fd).transpose()?,
+        stdout: Some(Receiver::from_owned_fd(stdout_ours.into())?),
+        stderr: Some(Receiver::from_owned_fd(stderr_ours.into())?),
+        exit: async move {
+            let mut status = String::new();
+            report.read_line(&mut status).await?;
+            Ok(status
+                .strip_prefix("exit ")
+                .and_then(|code| code.trim().parse().ok()))
+        },
+    };
+    Ok(supervise(running, spec, cancel, started, true).await)
+}
+
+/// How long a fork server may take to fork a run.
+const FORK_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// A started process tree: its group, its pipes, and how it exits.
+struct Running<I, O, E, F> {
+    pgid: Option<i32>,
+    stdin: Option<I>,
+    stdout: Option<O>,
+    stderr: Option<E>,
+    /// Resolves to the exit code (none when killed by a signal).
+    exit: F,
+}
+
+/// Feed, read and wait for `running` until it exits, times out or is
+/// cancelled; then kill whatever is left of its group and cgroup.
+async fn supervise<I, O, E, F>(
+    running: Running<I, O, E, F>,
+    spec: ProcessSpec,
+    cancel: CancellationToken,
+    started: Instant,
+    forked: bool,
+) -> std::io::Result<ProcessResult>
+where
+    I: AsyncWrite + Unpin + Send + 'static,
+    O: AsyncRead + Unpin + Send + 'static,
+    E: AsyncRead + Unpin + Send + 'static,
+    F: Future<Output = std::io::Result<Option<i32>>>,
+{
+    let pgid = running.pgid;
     // Kills the group if this future is dropped mid-run (e.g. a wall timeout
     // around the whole plugin call), so no process outlives its call.
     let _group_guard = GroupGuard(pgid);
 
-    let stdin_task = child.stdin.take().zip(spec.stdin).map(|(mut pipe, bytes)| {
+    let stdin_task = running.stdin.zip(spec.stdin).map(|(mut pipe, bytes)| {
         tokio::spawn(async move {
             // A process that exits without reading stdin makes this fail; that is fine.
             let _ = pipe.write_all(&bytes).await;
         })
     });
     let stdout = tokio::spawn(read_capped(
-        child.stdout.take(),
+        running.stdout,
         spec.max_output,
         spec.lines.clone(),
     ));
     let stderr = tokio::spawn(read_capped(
-        child.stderr.take(),
+        running.stderr,
         spec.max_output,
         spec.lines.clone(),
     ));
 
-    let (status, timed_out, cancelled) = tokio::select! {
-        status = child.wait() => (Some(status?), false, false),
+    let mut exit = std::pin::pin!(running.exit);
+    let (code, timed_out, cancelled) = tokio::select! {
+        code = &mut exit => (Some(code?), false, false),
         _ = tokio::time::sleep(spec.timeout) => (None, true, false),
         _ = cancel.cancelled() => (None, false, true),
     };
@@ -165,9 +278,9 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
         // Members that left the process group (setsid) are still in the cgroup.
         group.kill_all();
     }
-    let status = match status {
-        Some(status) => status,
-        None => child.wait().await?,
+    let exit_code = match code {
+        Some(code) => code,
+        None => exit.await?,
     };
     if let Some(task) = stdin_task {
         task.abort();
@@ -175,13 +288,18 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
     let (stdout, out_cut) = stdout.await.unwrap_or_default();
     let (stderr, err_cut) = stderr.await.unwrap_or_default();
     Ok(ProcessResult {
-        exit_code: status.code(),
+        exit_code: if timed_out || cancelled {
+            None
+        } else {
+            exit_code
+        },
         stdout,
         stderr,
         truncated: out_cut || err_cut,
         timed_out,
         cancelled,
         duration: started.elapsed(),
+        forked,
     })
 }
 

@@ -87,7 +87,8 @@ pub fn tool(info: &RunnerInfo) -> Tool {
             "timed_out": {"type": "boolean"},
             "limits_enforced": {"type": "boolean"},
             "memory_exceeded": {"type": "boolean"},
-            "pids_exceeded": {"type": "boolean"}
+            "pids_exceeded": {"type": "boolean"},
+            "forked": {"type": "boolean", "description": "Started by forking an interpreter with the environment already loaded."}
         },
         "required": ["exit_code", "stdout", "stderr", "phase", "duration_ms", "cached_env", "truncated"]
     });
@@ -557,6 +558,7 @@ mod tests {
             limits_enforced: false,
             memory_exceeded: false,
             pids_exceeded: false,
+            forked: false,
         };
         let out = output(&outcome);
         assert!(out.is_error);

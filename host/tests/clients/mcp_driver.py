@@ -84,6 +84,16 @@ async def perform(client, recorder, op, earlier):
         return {"tools": [dump(t) for t in result.tools]}
     if kind == "call":
         return await call(client, recorder, op)
+    if kind == "call_until":
+        # Repeat a call until a field of its structured result has a value:
+        # for state a server reaches in the background.
+        for attempt in range(1, op.get("attempts", 60) + 1):
+            outcome = await call(client, recorder, op)
+            structured = (outcome.get("result") or {}).get("structuredContent") or {}
+            if structured.get(op["field"]) == op["equals"]:
+                return {**outcome, "attempts": attempt}
+            await asyncio.sleep(op.get("delay", 0.25))
+        return {**outcome, "attempts": None}
     if kind == "concurrent":
         # Separate recorders would race on logs; concurrent calls only record results.
         results = await asyncio.gather(*(call(client, Recorder(), c) for c in op["calls"]))

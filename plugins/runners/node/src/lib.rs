@@ -3,8 +3,8 @@
 //! linked into the workspace, so both `require` and `import` find them.
 
 use berth_sdk::{
-    Command, Environment, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet,
-    check_dependency_count, check_dependency_spec,
+    Command, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet, check_dependency_count,
+    check_dependency_spec,
 };
 
 struct Node;
@@ -27,9 +27,8 @@ fn valid_name(name: &str) -> bool {
         !p.is_empty()
             && !p.starts_with('.')
             && !p.starts_with('_')
-            && p.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || "-._~".contains(c)
-            })
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._~".contains(c))
     };
     if name.len() > 214 {
         return false;
@@ -107,15 +106,10 @@ impl Runner for Node {
         } else {
             "main.js"
         };
-        let files = vec![File::new(entry, snippet.code)];
-        let run = Command::new("node").arg(entry).args(snippet.args);
+        let plan = RunPlan::new(Command::new("node").arg(entry).args(snippet.args))
+            .file(File::new(entry, snippet.code));
         if packages.is_empty() {
-            return Ok(RunPlan {
-                files,
-                environment: None,
-                build: vec![],
-                run,
-            });
+            return Ok(plan);
         }
         let install = Command::new("npm")
             .args([
@@ -131,15 +125,13 @@ impl Runner for Node {
             .args(packages.iter().cloned())
             .env("npm_config_cache", "{cache}/npm")
             .env("npm_config_update_notifier", "false");
-        Ok(RunPlan {
-            files,
-            environment: Some(Environment {
-                key: packages.join("\n"),
-                setup: vec![install],
-            }),
-            build: vec![Command::new("ln").args(["-sfn", "{env}/node_modules", "{work}/node_modules"])],
-            run,
-        })
+        Ok(plan
+            .environment(packages.join("\n"), vec![install])
+            .build_step(Command::new("ln").args([
+                "-sfn",
+                "{env}/node_modules",
+                "{work}/node_modules",
+            ])))
     }
 }
 

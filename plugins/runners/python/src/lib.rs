@@ -3,11 +3,23 @@
 //! `uv` when the host has it and with `venv` + `pip` otherwise.
 
 use berth_sdk::{
-    Command, Environment, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet,
-    check_dependency_count, check_dependency_spec,
+    Command, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet, check_dependency_count,
+    check_dependency_spec,
 };
 
 struct Python;
+
+/// The fork server (see the WIT's `run-plan`): an interpreter that imports
+/// the environment's packages once and forks for every run.
+const FORK_SERVER: &str = include_str!("fork_server.py");
+
+/// The project name at the start of a normalised requirement.
+fn project_name(requirement: &str) -> &str {
+    let end = requirement
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or(requirement.len());
+    &requirement[..end]
+}
 
 impl Plugin for Python {
     fn description() -> String {
@@ -43,7 +55,9 @@ fn normalise(spec: &str) -> berth_sdk::Result<String> {
     let rest = match rest.strip_prefix('[') {
         Some(after) => {
             let close = after.find(']').ok_or_else(|| {
-                Error::invalid_input(format!("dependency `{spec}` has an unclosed `[` extras list"))
+                Error::invalid_input(format!(
+                    "dependency `{spec}` has an unclosed `[` extras list"
+                ))
             })?;
             &after[close + 1..]
         }
@@ -99,15 +113,26 @@ impl Runner for Python {
             .collect::<berth_sdk::Result<Vec<_>>>()?;
         requirements.sort();
         requirements.dedup();
-        let files = vec![File::new("main.py", snippet.code)];
-        let quiet = |c: Command| c.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+        let file = File::new("main.py", snippet.code);
+        let quiet = |c: Command| {
+            c.env("PYTHONDONTWRITEBYTECODE", "1")
+                .env("PYTHONUNBUFFERED", "1")
+        };
+        // The fork server runs with the run step's own variables, so that a
+        // forked interpreter starts exactly as a fresh one would.
+        let fork_server = |python: &str, preload: &[String]| {
+            quiet(
+                Command::new(python)
+                    .args(["-c", FORK_SERVER])
+                    .args(preload.iter().map(|r| project_name(r).to_string())),
+            )
+        };
         if requirements.is_empty() {
-            return Ok(RunPlan {
-                files,
-                environment: None,
-                build: vec![],
-                run: quiet(Command::new("python3").arg("main.py").args(snippet.args)),
-            });
+            return Ok(RunPlan::new(quiet(
+                Command::new("python3").arg("main.py").args(snippet.args),
+            ))
+            .file(file)
+            .fork_server(fork_server("python3", &[])));
         }
         let setup = if snippet.available_programs.iter().any(|p| p == "uv") {
             vec![
@@ -135,15 +160,14 @@ impl Runner for Python {
                     .env("PIP_CACHE_DIR", "{cache}/pip"),
             ]
         };
-        Ok(RunPlan {
-            files,
-            environment: Some(Environment {
-                key: requirements.join("\n"),
-                setup,
-            }),
-            build: vec![],
-            run: quiet(Command::new("{env}/bin/python").arg("main.py").args(snippet.args)),
-        })
+        Ok(RunPlan::new(quiet(
+            Command::new("{env}/bin/python")
+                .arg("main.py")
+                .args(snippet.args),
+        ))
+        .file(file)
+        .fork_server(fork_server("{env}/bin/python", &requirements))
+        .environment(requirements.join("\n"), setup))
     }
 }
 

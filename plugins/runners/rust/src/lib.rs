@@ -4,8 +4,8 @@
 //! compile only the snippet itself.
 
 use berth_sdk::{
-    Command, Environment, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet,
-    check_dependency_count, check_dependency_spec,
+    Command, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet, check_dependency_count,
+    check_dependency_spec,
 };
 
 struct Rust;
@@ -168,23 +168,28 @@ impl Runner for Rust {
                 .env("CARGO_HOME", "{cache}/cargo")
                 .env("CARGO_TERM_COLOR", "never")
         };
-        Ok(RunPlan {
-            files: vec![
-                File::new("Cargo.toml", manifest(&package, &crates)),
-                File::new("src/main.rs", snippet.code),
-                // A package with the same dependencies and an empty main:
-                // building it compiles the dependencies into the shared
-                // target dir without depending on the snippet compiling.
-                File::new("deps/Cargo.toml", manifest("berth_deps", &crates)),
-                File::new("deps/src/main.rs", "fn main() {}\n"),
-            ],
-            environment: Some(Environment {
-                key: if key.is_empty() { "(no crates)".into() } else { key },
-                setup: vec![cargo(&["build", "--quiet"], "deps")],
-            }),
-            build: vec![cargo(&["build", "--quiet", "--offline"], ".")],
-            run: Command::new(format!("{{env}}/target/debug/{package}")).args(snippet.args),
-        })
+        let key = if key.is_empty() {
+            "(no crates)".into()
+        } else {
+            key
+        };
+        Ok(
+            RunPlan::new(
+                Command::new(format!("{{env}}/target/debug/{package}")).args(snippet.args),
+            )
+            .file(File::new("Cargo.toml", manifest(&package, &crates)))
+            .file(File::new("src/main.rs", snippet.code))
+            // A package with the same dependencies and an empty main:
+            // building it compiles the dependencies into the shared
+            // target dir without depending on the snippet compiling.
+            .file(File::new(
+                "deps/Cargo.toml",
+                manifest("berth_deps", &crates),
+            ))
+            .file(File::new("deps/src/main.rs", "fn main() {}\n"))
+            .environment(key, vec![cargo(&["build", "--quiet"], "deps")])
+            .build_step(cargo(&["build", "--quiet", "--offline"], ".")),
+        )
     }
 }
 

@@ -1,0 +1,196 @@
+"""berth's fork server for Python snippets.
+
+Started by berth in a ready environment with the distributions to preload as
+arguments. It imports them once, then forks an already-initialised
+interpreter for every run, so a warm `run_python` pays neither interpreter
+start-up nor the import of its dependencies. The protocol is the one the
+`fork-server` field of berth's `run-plan` describes; this file is only one
+implementation of it.
+"""
+
+import importlib
+import importlib.metadata
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+
+# Variables read while the interpreter starts: a run that sets them
+# differently needs a fresh interpreter, not a fork of this one.
+STARTUP_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE")
+
+
+def startup_env(env):
+    """The part of `env` that only takes effect when an interpreter starts."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name.startswith("PYTHON") or name in STARTUP_VARIABLES
+    }
+
+
+def top_level_modules(distribution):
+    """Importable top-level names a distribution installs."""
+    listed = distribution.read_text("top_level.txt")
+    if listed:
+        return listed.split()
+    names = []
+    for path in distribution.files or ():
+        parts = path.parts
+        if len(parts) == 1 and parts[0].endswith(".py"):
+            names.append(parts[0][:-3])
+        elif len(parts) == 2 and parts[1] == "__init__.py":
+            names.append(parts[0])
+    return names
+
+
+def preload(distributions):
+    """Import what the requested distributions install; failures are only
+    logged, as the snippet will meet them again on its own."""
+    for requested in distributions:
+        try:
+            distribution = importlib.metadata.distribution(requested)
+        except importlib.metadata.PackageNotFoundError:
+            print(f"fork server: {requested} is not installed", file=sys.stderr)
+            continue
+        for name in dict.fromkeys(top_level_modules(distribution)):
+            if not name.isidentifier() or name.startswith("_"):
+                continue
+            try:
+                importlib.import_module(name)
+            except BaseException as err:  # noqa: BLE001 - any import failure is only logged
+                print(f"fork server: importing {name}: {err!r}", file=sys.stderr)
+
+
+def receive(control):
+    """The next request with its four descriptors, or None when berth has
+    closed the control socket."""
+    data, fds, _flags, _addr = socket.recv_fds(control, 1 << 18, 4)
+    if not data:
+        return None
+    if len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        print("fork server: a request without its four descriptors", file=sys.stderr)
+        return receive(control)
+    return json.loads(data), fds
+
+
+def read_line(sock):
+    """One newline-terminated line from `sock`, or b"" at end of stream."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            return b""
+        line += chunk
+    return line
+
+
+def report_and_fork(request, fds):
+    """In the reporter child: start a session, tell berth its id, wait for
+    berth to place it in the run's cgroup, fork the run and report how it
+    ended. Returns only in the run's own process."""
+    stdin, stdout, stderr, report_fd = fds
+    try:
+        os.setsid()
+        report = socket.socket(fileno=report_fd)
+        report.sendall(b"pid %d\n" % os.getpid())
+        if read_line(report) != b"go\n":
+            os._exit(0)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        run = os.fork()
+    except BaseException:  # noqa: BLE001 - the reporter must never return into the server loop
+        os._exit(70)
+    if run == 0:
+        report.close()
+        return request, (stdin, stdout, stderr)
+    try:
+        for fd in (stdin, stdout, stderr):
+            os.close(fd)
+        _, status = os.waitpid(run, 0)
+        if os.WIFEXITED(status):
+            report.sendall(b"exit %d\n" % os.WEXITSTATUS(status))
+        else:
+            report.sendall(b"signal %d\n" % os.WTERMSIG(status))
+    finally:
+        os._exit(0)
+
+
+def serve(control):
+    """Fork a reporter per request until berth closes the control socket.
+    Returns only in a run's own process, with its request."""
+    while True:
+        received = receive(control)
+        if received is None:
+            os._exit(0)
+        request, fds = received
+        if os.fork() == 0:
+            control.close()
+            return report_and_fork(request, fds)
+        for fd in fds:
+            os.close(fd)
+
+
+def execute(request, stdio, own_startup_env):
+    """Become the run: its descriptors, directory, environment and argv,
+    then its script as `__main__`. A run this interpreter cannot stand in
+    for faithfully is executed as a fresh process instead."""
+    for target, fd in zip((0, 1, 2), stdio):
+        os.dup2(fd, target)
+        os.close(fd)
+    argv, env = request["argv"], dict(request["env"])
+    os.chdir(request["cwd"])
+    ours = (
+        len(argv) >= 2
+        and (
+            request.get("same-program")
+            or os.path.abspath(argv[0]) == os.path.abspath(sys.executable)
+        )
+        and not argv[1].startswith("-")
+        and startup_env(env) == own_startup_env
+    )
+    if not ours:
+        os.execve(argv[0], argv, env)
+    os.environ.clear()
+    os.environ.update(env)
+    script = os.path.abspath(argv[1])
+    sys.argv = argv[1:]
+    sys.path[0] = os.path.dirname(script)
+    main = type(sys)("__main__")
+    main.__file__ = script
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    try:
+        with open(script, "rb") as source:
+            code = compile(source.read(), script, "exec")
+        exec(code, main.__dict__)
+    except SystemExit:
+        raise
+    except BaseException as err:  # noqa: BLE001 - report like the interpreter's top level does
+        sys.excepthook(type(err), err, err.__traceback__.tb_next)
+        sys.exit(1)
+
+
+def main():
+    own_startup_env = startup_env(os.environ)
+    # The control socket arrives as standard input; keep it off fd 0 so a
+    # run's own stdin can take that place.
+    control = socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    preload(sys.argv[1:])
+    if threading.active_count() > 1:
+        print("fork server: preloading started threads; forking is unsafe", file=sys.stderr)
+        sys.exit(3)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    request, stdio = serve(control)
+    execute(request, stdio, own_startup_env)
+
+
+main()
