@@ -220,6 +220,38 @@ fn orphans_of_a_killed_berth_are_reaped_at_restart() {
 }
 
 #[test]
+fn plan_files_reach_the_sandbox_byte_for_byte() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = podman_sandbox();
+    // Quotes, backslashes, a tab, a percent sign, shell syntax and
+    // non-ASCII: everything the exec that writes the files must carry
+    // through the shell intact.
+    let tricky =
+        "s = '''a'b\"c\\\\d\té %s $HOME `x`'''\nprint(repr(s), len(open(__file__, 'rb').read()))\n";
+    // Too large for one command-line argument: copied with `podman cp`.
+    let large = format!("{tricky}# {}\n", "x".repeat(200 << 10));
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            json!([
+                call("run_python", json!({"code": tricky, "sandbox": "podman"})),
+                call("run_python", json!({"code": large, "sandbox": "podman"})),
+            ]),
+        ),
+    );
+    for (code, outcome) in [tricky, large.as_str()].iter().zip(&results) {
+        let s = &outcome["result"]["structuredContent"];
+        assert_eq!(s["exit_code"], 0, "{outcome}");
+        let expected = format!("'a\\'b\"c\\\\d\\té %s $HOME `x`' {}\n", code.len());
+        assert_eq!(s["stdout"].as_str().unwrap(), expected, "{outcome}");
+    }
+}
+
+#[test]
 fn bad_input_starts_nothing() {
     let Some(py) = python() else { return };
     if !podman_ready() {

@@ -129,3 +129,23 @@ mod tests {
         assert_ne!(id, new_sandbox_id("berth-sb-"));
     }
 }
+
+/// The absolute path of `path`, a path relative to a sandbox workspace at
+/// `root`: not empty, not absolute, no `..` and no NUL.
+///
+/// ```
+/// assert_eq!(berth_sdk::checks::workspace_path("/work", "src/main.rs").unwrap(), "/work/src/main.rs");
+/// assert!(berth_sdk::checks::workspace_path("/work", "../etc/passwd").is_err());
+/// ```
+pub fn workspace_path(root: &str, path: &str) -> crate::Result<String> {
+    if path.is_empty()
+        || path.starts_with('/')
+        || path.split('/').any(|p| p == "..")
+        || path.contains('\0')
+    {
+        return Err(Error::invalid_input(format!(
+            "path `{path}` must be relative to the sandbox workspace, without `..`"
+        )));
+    }
+    Ok(format!("{root}/{path}"))
+}

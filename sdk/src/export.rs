@@ -92,19 +92,14 @@ macro_rules! sandbox_adapter {
             ) -> ::std::result::Result<::std::string::String, $crate::Error> {
                 <$plugin as $crate::Backend>::create_sandbox(spec)
             }
-            fn put_files(
-                id: ::std::string::String,
-                files: ::std::vec::Vec<$crate::File>,
-            ) -> ::std::result::Result<(), $crate::Error> {
-                <$plugin as $crate::Backend>::put_files(id, files)
-            }
             fn exec(
                 id: ::std::string::String,
+                files: ::std::vec::Vec<$crate::File>,
                 command: $crate::Command,
                 stdin: ::std::option::Option<::std::vec::Vec<u8>>,
                 timeout_ms: ::std::option::Option<u64>,
             ) -> ::std::result::Result<$crate::ProcessOutput, $crate::Error> {
-                <$plugin as $crate::Backend>::exec(id, command, stdin, timeout_ms)
+                <$plugin as $crate::Backend>::exec(id, files, command, stdin, timeout_ms)
             }
             fn destroy(id: ::std::string::String) -> ::std::result::Result<(), $crate::Error> {
                 <$plugin as $crate::Backend>::destroy_sandbox(id)

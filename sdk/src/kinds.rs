@@ -74,20 +74,15 @@ pub trait Backend: Plugin {
         Err(unsupported("sandboxes"))
     }
 
-    /// Write files into a sandbox's workspace.
-    fn put_files(id: String, files: Vec<File>) -> Result<()> {
-        let _ = (id, files);
-        Err(unsupported("sandboxes"))
-    }
-
-    /// Run a command in a sandbox.
+    /// Write `files` into a sandbox's workspace, then run `command` there.
     fn exec(
         id: String,
+        files: Vec<File>,
         command: Command,
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u64>,
     ) -> Result<ProcessOutput> {
-        let _ = (id, command, stdin, timeout_ms);
+        let _ = (id, files, command, stdin, timeout_ms);
         Err(unsupported("sandboxes"))
     }
 

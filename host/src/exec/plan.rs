@@ -120,10 +120,6 @@ async fn run_in_sandbox(
         env: plan.environment.as_ref().map(|_| Path::new(SANDBOX_ENV)),
         cache: Path::new(SANDBOX_CACHE),
     };
-    backend
-        .sandbox_put_files(id, &plan.files, sink.clone())
-        .await
-        .map_err(|e| sandbox_error("writing the plan's files", backend, e))?;
     let finish = |phase, out: ProcessOutput| Outcome {
         phase,
         exit_code: out.exit_code,
@@ -142,9 +138,12 @@ async fn run_in_sandbox(
     let prepare = setup
         .map(|s| (Phase::Setup, s))
         .chain(plan.build.iter().map(|s| (Phase::Build, s)));
-    let exec = async |command: Command, stdin: Option<&[u8]>, timeout: Duration| {
+    // The plan's files go with the first command, whichever it is.
+    let mut files = Some(plan.files.as_slice());
+    let mut exec = async |command: Command, stdin: Option<&[u8]>, timeout: Duration| {
+        let files = files.take().unwrap_or_default();
         backend
-            .sandbox_exec(id, &command, stdin, timeout, sink.clone())
+            .sandbox_exec(id, files, &command, stdin, timeout, sink.clone())
             .await
             .map_err(|e| sandbox_error("running in the sandbox", backend, e))
     };

@@ -324,25 +324,12 @@ impl Plugin {
         .await
     }
 
-    /// Write files into a sandbox.
-    pub async fn sandbox_put_files(
-        &self,
-        id: &str,
-        files: &[File],
-        sink: Arc<dyn CallSink>,
-    ) -> Result<(), CallError> {
-        self.with_backend(Duration::ZERO, sink, async |b, store| {
-            b.berth_plugin_sandbox()
-                .call_put_files(&mut *store, id, files)
-                .await
-        })
-        .await
-    }
-
-    /// Run a command in a sandbox, for at most `timeout`.
+    /// Write `files` into a sandbox, then run a command there for at most
+    /// `timeout`.
     pub async fn sandbox_exec(
         &self,
         id: &str,
+        files: &[File],
         command: &Command,
         stdin: Option<&[u8]>,
         timeout: Duration,
@@ -353,7 +340,7 @@ impl Plugin {
         let wall = timeout + Duration::from_secs(30);
         self.with_backend(wall, sink, async |b, store| {
             b.berth_plugin_sandbox()
-                .call_exec(&mut *store, id, command, stdin, Some(timeout_ms))
+                .call_exec(&mut *store, id, files, command, stdin, Some(timeout_ms))
                 .await
         })
         .await

@@ -80,16 +80,7 @@ fn pod_problem(settings: &Settings, name: &str) -> Option<String> {
 
 /// A path inside the sandbox workspace, refusing escapes.
 fn workspace_path(path: &str) -> berth_sdk::Result<String> {
-    if path.is_empty()
-        || path.starts_with('/')
-        || path.split('/').any(|p| p == "..")
-        || path.contains('\0')
-    {
-        return Err(Error::invalid_input(format!(
-            "path `{path}` must be relative to the sandbox workspace, without `..`"
-        )));
-    }
-    Ok(format!("/work/{path}"))
+    berth_sdk::checks::workspace_path("/work", path)
 }
 
 fn expired(object: &Value, now: u64) -> bool {
@@ -234,44 +225,16 @@ impl Backend for K8s {
         Ok(name)
     }
 
-    fn put_files(id: String, files: Vec<File>) -> berth_sdk::Result<()> {
-        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
-        let at = Settings::load()?.scope();
-        for file in files {
-            let path = workspace_path(&file.path)?;
-            let mode = if file.executable { "755" } else { "644" };
-            // `head -c` stops after exactly the file's bytes, so this works
-            // on API servers whose exec streams cannot signal end of input.
-            let script = format!(
-                "mkdir -p \"$(dirname \"$0\")\" && head -c \"$1\" > \"$0\" && chmod {mode} \"$0\""
-            );
-            let command = vec![
-                "sh".to_string(),
-                "-c".into(),
-                script,
-                path.clone(),
-                file.contents.len().to_string(),
-            ];
-            let out = kube::exec(&at, &id, None, &command, Some(&file.contents), Some(60_000))?;
-            if out.exit_code != Some(0) {
-                return Err(Error::failed(format!(
-                    "writing {path} in sandbox {id} failed (exit {:?}): {}",
-                    out.exit_code,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-        }
-        Ok(())
-    }
-
     fn exec(
         id: String,
+        files: Vec<File>,
         command: Command,
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u64>,
     ) -> berth_sdk::Result<ProcessOutput> {
         berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
         let at = Settings::load()?.scope();
+        put_files(&at, &id, files)?;
         let cwd = match &command.cwd {
             Some(dir) => workspace_path(dir)?,
             None => "/work".into(),
@@ -407,3 +370,32 @@ impl Plugin for K8s {
 }
 
 berth_sdk::export_backend!(K8s);
+
+/// Write `files` into sandbox `id`'s workspace, one exec each.
+fn put_files(at: &kube::Scope, id: &str, files: Vec<File>) -> berth_sdk::Result<()> {
+    for file in files {
+        let path = workspace_path(&file.path)?;
+        let mode = if file.executable { "755" } else { "644" };
+        // `head -c` stops after exactly the file's bytes, so this works
+        // on API servers whose exec streams cannot signal end of input.
+        let script = format!(
+            "mkdir -p \"$(dirname \"$0\")\" && head -c \"$1\" > \"$0\" && chmod {mode} \"$0\""
+        );
+        let command = vec![
+            "sh".to_string(),
+            "-c".into(),
+            script,
+            path.clone(),
+            file.contents.len().to_string(),
+        ];
+        let out = kube::exec(at, id, None, &command, Some(&file.contents), Some(60_000))?;
+        if out.exit_code != Some(0) {
+            return Err(Error::failed(format!(
+                "writing {path} in sandbox {id} failed (exit {:?}): {}",
+                out.exit_code,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -34,9 +34,8 @@ impl Default for Settings {
 impl Settings {
     /// The settings the host passed, or an error naming the bad key.
     pub fn load() -> berth_sdk::Result<Settings> {
-        serde_json::from_value(berth_sdk::config()).map_err(|e| {
-            Error::invalid_input(format!("[plugin_config.podman] in berth.toml: {e}"))
-        })
+        serde_json::from_value(berth_sdk::config())
+            .map_err(|e| Error::invalid_input(format!("[plugin_config.podman] in berth.toml: {e}")))
     }
 }
 
@@ -49,7 +48,10 @@ pub fn mount(mount: &Mount, settings: &Settings) -> berth_sdk::Result<String> {
         "[plugin_config.podman] allowed_volume_roots",
     )?;
     let mode = if mount.read_only { "ro" } else { "rw" };
-    Ok(format!("{}:{}:{mode}", mount.host_path, mount.container_path))
+    Ok(format!(
+        "{}:{}:{mode}",
+        mount.host_path, mount.container_path
+    ))
 }
 
 pub use berth_sdk::checks::{env_name, image, name};

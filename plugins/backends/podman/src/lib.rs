@@ -9,6 +9,7 @@
 //! reaper can find what outlived its TTL.
 
 mod checks;
+mod payload;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,9 +86,20 @@ fn podman_error(out: &ProcessOutput) -> Error {
 }
 
 /// The flags every container gets, with the caller's limits.
-fn hardened(resources: &Resources, network: bool, writable_root: bool, settings: &Settings) -> Vec<String> {
-    let memory = resources.memory_mb.unwrap_or(settings.default_memory_mb).max(6);
-    let cpus = resources.cpu_millis.unwrap_or(settings.default_cpu_millis).max(10);
+fn hardened(
+    resources: &Resources,
+    network: bool,
+    writable_root: bool,
+    settings: &Settings,
+) -> Vec<String> {
+    let memory = resources
+        .memory_mb
+        .unwrap_or(settings.default_memory_mb)
+        .max(6);
+    let cpus = resources
+        .cpu_millis
+        .unwrap_or(settings.default_cpu_millis)
+        .max(10);
     let pids = resources.pids.unwrap_or(settings.default_pids).max(8);
     let mut flags = vec![
         "--init".to_string(),
@@ -127,7 +139,12 @@ fn run_args(workload: &Workload, settings: &Settings) -> berth_sdk::Result<Vec<S
         format!("--label={NAME}={}", workload.name),
         format!("--label={EXPIRES}={}", expiry(workload.ttl_seconds)),
     ];
-    args.extend(hardened(&workload.resources, workload.network, workload.writable_root, settings));
+    args.extend(hardened(
+        &workload.resources,
+        workload.network,
+        workload.writable_root,
+        settings,
+    ));
     if !workload.ports.is_empty() && !workload.network {
         return Err(Error::invalid_input(format!(
             "workload `{}` publishes ports but has no network; set network",
@@ -153,7 +170,10 @@ fn run_args(workload: &Workload, settings: &Settings) -> berth_sdk::Result<Vec<S
         args.push(format!("--label={key}={value}"));
     }
     if let Some(health) = &workload.health {
-        args.push(format!("--label=berth.health={}:{}", health.port, health.path));
+        args.push(format!(
+            "--label=berth.health={}:{}",
+            health.port, health.path
+        ));
     }
     if let Some(entry) = workload.command.first() {
         args.push(format!("--entrypoint={entry}"));
@@ -179,7 +199,10 @@ fn publish(port: &Port) -> berth_sdk::Result<String> {
         }
     };
     let host = port.host_port.map(|p| p.to_string()).unwrap_or_default();
-    Ok(format!("--publish=127.0.0.1:{host}:{}/{protocol}", port.container_port))
+    Ok(format!(
+        "--publish=127.0.0.1:{host}:{}/{protocol}",
+        port.container_port
+    ))
 }
 
 /// A workload's status from `podman inspect` output.
@@ -208,19 +231,33 @@ fn status_from_inspect(value: &Value) -> WorkloadStatus {
     let error = state["Error"].as_str().filter(|e| !e.is_empty());
     WorkloadStatus {
         name,
-        id: value["Id"].as_str().unwrap_or_default().chars().take(12).collect(),
+        id: value["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(12)
+            .collect(),
         phase: phase.into(),
         endpoints,
         message: error.map(String::from).or_else(|| {
-            state["Status"].as_str().map(|s| format!("podman state: {s}"))
+            state["Status"]
+                .as_str()
+                .map(|s| format!("podman state: {s}"))
         }),
     }
 }
 
 fn inspect(container: &str) -> berth_sdk::Result<Value> {
-    let out = podman(vec!["inspect".into(), "--type=container".into(), container.into()])?;
-    let parsed: Value = serde_json::from_str(&out)
-        .map_err(|e| Error::failed(format!("podman inspect printed something that is not JSON: {e}")))?;
+    let out = podman(vec![
+        "inspect".into(),
+        "--type=container".into(),
+        container.into(),
+    ])?;
+    let parsed: Value = serde_json::from_str(&out).map_err(|e| {
+        Error::failed(format!(
+            "podman inspect printed something that is not JSON: {e}"
+        ))
+    })?;
     parsed
         .get(0)
         .cloned()
@@ -245,8 +282,33 @@ fn managed(kind: Option<&str>) -> berth_sdk::Result<Vec<Value>> {
     Ok(parsed.as_array().cloned().unwrap_or_default())
 }
 
+/// Copy `files` into sandbox `id`'s workspace with `podman cp`, for
+/// payloads too large for an exec's command line.
+fn copy_files(id: &str, files: Vec<File>) -> berth_sdk::Result<()> {
+    let staged: Vec<File> = files
+        .into_iter()
+        .map(|f| File {
+            path: format!("payload/{}", f.path),
+            ..f
+        })
+        .collect();
+    podman_with(
+        vec!["cp".into(), "payload/.".into(), format!("{id}:/work/")],
+        staged,
+        None,
+        None,
+    )
+    .map(|_| ())
+}
+
 fn remove(container: &str) -> berth_sdk::Result<()> {
-    podman(vec!["rm".into(), "--force".into(), "--time=0".into(), container.into()]).map(|_| ())
+    podman(vec![
+        "rm".into(),
+        "--force".into(),
+        "--time=0".into(),
+        container.into(),
+    ])
+    .map(|_| ())
 }
 
 impl Backend for Podman {
@@ -282,34 +344,22 @@ impl Backend for Podman {
         Ok(name)
     }
 
-    fn put_files(id: String, files: Vec<File>) -> berth_sdk::Result<()> {
-        berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
-        if files.is_empty() {
-            return Ok(());
-        }
-        let staged: Vec<File> = files
-            .into_iter()
-            .map(|f| File {
-                path: format!("payload/{}", f.path),
-                ..f
-            })
-            .collect();
-        podman_with(
-            vec!["cp".into(), "payload/.".into(), format!("{id}:/work/")],
-            staged,
-            None,
-            None,
-        )
-        .map(|_| ())
-    }
-
     fn exec(
         id: String,
+        files: Vec<File>,
         command: Command,
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u64>,
     ) -> berth_sdk::Result<ProcessOutput> {
         berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
+        let prologue = match payload::prologue(&files)? {
+            Some(prologue) if !files.is_empty() => Some(prologue),
+            Some(_) => None,
+            None => {
+                copy_files(&id, files)?;
+                None
+            }
+        };
         let mut args = vec!["exec".to_string()];
         if stdin.is_some() {
             args.push("--interactive".into());
@@ -323,17 +373,43 @@ impl Backend for Podman {
             Some(dir) => format!("/work/{dir}"),
             None => "/work".into(),
         };
-        args.push(format!("--workdir={workdir}"));
         args.push("--env=HOME=/work".into());
         for (key, value) in &command.env {
             checks::env_name(key)?;
             args.push(format!("--env={key}={value}"));
         }
-        args.push(id);
+        match &prologue {
+            // The files are written by the same exec, before the command
+            // replaces the shell; the directory may be one of them.
+            Some(prologue) => args.extend([
+                "--workdir=/work".into(),
+                id.clone(),
+                "sh".into(),
+                "-c".into(),
+                format!("{prologue}cd {} && exec \"$@\"", payload::quote(&workdir)),
+                "sh".into(),
+            ]),
+            None => args.extend([format!("--workdir={workdir}"), id.clone()]),
+        }
         args.push(command.program);
         args.extend(command.args);
         // A non-zero exit is the command's own result, not an error.
-        process::run_with(Command::new("podman").args(args), Vec::new(), stdin, timeout_ms)
+        let out = process::run_with(
+            Command::new("podman").args(args),
+            Vec::new(),
+            stdin,
+            timeout_ms,
+        )?;
+        let prologue_failed = prologue.is_some()
+            && out.exit_code == Some(payload::FAILED_EXIT)
+            && String::from_utf8_lossy(&out.stderr).contains(payload::FAILED_LINE);
+        if prologue_failed {
+            return Err(Error::failed(format!(
+                "writing the plan's files into sandbox {id} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(out)
     }
 
     fn destroy_sandbox(id: String) -> berth_sdk::Result<()> {
@@ -347,7 +423,10 @@ impl Backend for Podman {
         for container in managed(None)? {
             let labels = &container["Labels"];
             let is_sandbox = labels[KIND].as_str() == Some("sandbox");
-            let expires: u64 = labels[EXPIRES].as_str().and_then(|e| e.parse().ok()).unwrap_or(0);
+            let expires: u64 = labels[EXPIRES]
+                .as_str()
+                .and_then(|e| e.parse().ok())
+                .unwrap_or(0);
             let expired = expires != 0 && expires < now;
             if (is_sandbox && all_sandboxes) || expired {
                 let id = container["Id"].as_str().unwrap_or_default();
@@ -398,7 +477,9 @@ impl Backend for Podman {
         ]))?;
         if out.exit_code != Some(0) {
             return Err(match podman_error(&out) {
-                Error::NotFound(_) | Error::Failed(_) => Error::not_found(format!("workload `{name}`")),
+                Error::NotFound(_) | Error::Failed(_) => {
+                    Error::not_found(format!("workload `{name}`"))
+                }
                 other => other,
             });
         }
@@ -562,7 +643,8 @@ fn start(args: StartArgs) -> berth_sdk::Result<ToolOutput> {
 
 impl Plugin for Podman {
     fn description() -> String {
-        "Containers on podman: sandboxes for run_<language> and workloads, with safe defaults".into()
+        "Containers on podman: sandboxes for run_<language> and workloads, with safe defaults"
+            .into()
     }
 
     fn toolbox() -> Toolbox {
