@@ -256,6 +256,10 @@ pub struct SandboxImage {
     /// Whether the sandbox gets network access (to install dependencies).
     #[serde(default)]
     pub network: bool,
+    /// Sandboxes to keep created and ready, by backend name, while berth
+    /// serves (a warm pool); none by default.
+    #[serde(default)]
+    pub pool: BTreeMap<String, usize>,
 }
 
 impl Default for RunsConfig {

@@ -220,6 +220,48 @@ fn orphans_of_a_killed_berth_are_reaped_at_restart() {
 }
 
 #[test]
+fn a_warm_pool_serves_runs_and_is_emptied_when_berth_exits() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = Sandbox::with_bundled();
+    sandbox.write_config(
+        "[runs.sandbox_images.python]\nimage = \"localhost/host-runtime:latest\"\nmounts = [\"/usr:/usr:ro\"]\npool = { podman = 2 }\n\n[plugin_config.podman]\nallowed_volume_roots = [\"/usr\"]\n",
+    );
+    let args =
+        json!({"code": "import os\nprint(os.getuid(), os.listdir('.'))", "sandbox": "podman"});
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            json!([
+                {"op": "call_until", "tool": "run_python", "args": args, "field": "sandbox.pooled", "equals": true, "attempts": 80},
+                call("run_python", args),
+            ]),
+        ),
+    );
+    let pooled = &results[0];
+    assert!(
+        pooled["attempts"].is_number(),
+        "no run came from the pool: {pooled}"
+    );
+    let ids: Vec<&str> = results
+        .iter()
+        .map(|outcome| {
+            let s = &outcome["result"]["structuredContent"];
+            assert_eq!(s["exit_code"], 0, "{outcome}");
+            // A pooled sandbox is as fresh as a new one: nothing of another run.
+            assert_eq!(s["stdout"], "65534 ['main.py']\n", "{outcome}");
+            s["sandbox"]["id"].as_str().unwrap()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1], "two runs shared a sandbox");
+    let left = containers(&format!("berth.owner={}", owner_of(&sandbox)));
+    assert!(left.is_empty(), "berth exited and left {left:?}");
+}
+
+#[test]
 fn plan_files_reach_the_sandbox_byte_for_byte() {
     let Some(py) = python() else { return };
     if !podman_ready() {

@@ -192,13 +192,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Tools { json } => inspect::list_tools(&*PluginHost::start(config?).await?, json)?,
         Command::Call { tool, args } => {
-            return call::call(&*PluginHost::start(config?).await?, &tool, &args).await;
+            let host = PluginHost::start(config?).await?;
+            let code = call::call(&host, &tool, &args).await;
+            host.shutdown().await;
+            return code;
         }
-        Command::Serve { http: Some(addr) } => {
-            transport::serve_http(PluginHost::start(config?).await?, addr).await?
-        }
-        Command::Serve { http: None } => {
-            transport::serve_stdio(PluginHost::start(config?).await?).await?
+        Command::Serve { http } => {
+            let host = PluginHost::start(config?).await?;
+            host.start_pools()?;
+            let served = match http {
+                Some(addr) => transport::serve_http(host.clone(), addr).await,
+                None => transport::serve_stdio(host.clone()).await,
+            };
+            host.shutdown().await;
+            served?
         }
     }
     Ok(ExitCode::SUCCESS)

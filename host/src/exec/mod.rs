@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod envcache;
 pub mod forkserver;
 pub mod plan;
+pub mod pool;
 pub mod process;
 pub mod workspace;
 
@@ -41,6 +42,8 @@ pub struct RunServices {
     pub session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Pre-loaded interpreters that runners offer for their run steps.
     pub fork_servers: Arc<ForkServers>,
+    /// Sandboxes created ahead of the runs that need them.
+    pub sandbox_pools: Arc<pool::SandboxPools>,
 }
 
 impl RunServices {
@@ -75,6 +78,7 @@ impl RunServices {
                 config.fork_servers,
                 Duration::from_secs(config.fork_server_idle_secs),
             )),
+            sandbox_pools: Arc::default(),
         }
     }
 

@@ -17,6 +17,7 @@ use crate::capabilities::mirrord::{self, MirrordRun};
 use crate::exec::cgroup::GroupLimits;
 use crate::exec::envcache::{Acquired, EnvLease};
 use crate::exec::forkserver::{ForkServer, Launch};
+use crate::exec::pool::SandboxPools;
 use crate::exec::process::{self, ProcessResult, ProcessSpec};
 use crate::exec::workspace;
 use crate::runtime::bindings::shared::berth::plugin::context::LogLevel;
@@ -65,6 +66,21 @@ pub struct SandboxPlace {
     pub backend: Arc<Plugin>,
     /// What to create.
     pub spec: SandboxSpec,
+    /// Size of the warm pool to take the sandbox from (0: create one).
+    pub pool: usize,
+    /// The host's warm pools.
+    pub pools: Arc<SandboxPools>,
+}
+
+/// Which sandbox a run used.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SandboxUse {
+    /// The backend's name.
+    pub backend: String,
+    /// The sandbox's id.
+    pub id: String,
+    /// Whether it came ready from the warm pool.
+    pub pooled: bool,
 }
 
 /// Where the placeholders point inside a sandbox.
@@ -72,7 +88,8 @@ const SANDBOX_WORK: &str = "/work";
 const SANDBOX_ENV: &str = "/work/.berth-env";
 const SANDBOX_CACHE: &str = "/work/.berth-cache";
 
-/// Execute `execution` in a fresh sandbox of `place`, destroyed afterwards
+/// Execute `execution` in a sandbox of `place` that no other run has
+/// used (from the warm pool, or created now), destroyed afterwards
 /// whatever happens. Environments are built inside the sandbox on every
 /// run: it is thrown away with it.
 pub async fn execute_in_sandbox(
@@ -83,20 +100,33 @@ pub async fn execute_in_sandbox(
 ) -> Result<Outcome, WitError> {
     let started = Instant::now();
     let backend = place.backend;
-    let id = backend
-        .sandbox_create(&place.spec, sink.clone())
-        .await
-        .map_err(|e| sandbox_error("creating a sandbox", &backend, e))?;
+    let (id, pooled) = match place.pools.take(&backend, &place.spec, place.pool) {
+        Some(id) => (id, true),
+        None => {
+            let id = backend
+                .sandbox_create(&place.spec, sink.clone())
+                .await
+                .map_err(|e| sandbox_error("creating a sandbox", &backend, e))?;
+            (id, false)
+        }
+    };
     sink.log(
         LogLevel::Info,
         format!("running in sandbox {id} of backend `{}`", backend.name()),
     )
     .await;
-    let result = run_in_sandbox(grants, &execution, &backend, &id, sink.clone(), started).await;
-    if let Err(err) = backend.sandbox_destroy(&id, sink).await {
-        tracing::warn!(sandbox = %id, "destroying the sandbox failed (the reaper will retry): {err}");
-    }
-    result
+    let result = run_in_sandbox(grants, &execution, &backend, &id, sink, started).await;
+    let used = SandboxUse {
+        backend: backend.name().to_string(),
+        id: id.clone(),
+        pooled,
+    };
+    // The caller has its result; removing the sandbox need not delay it.
+    place.pools.destroy_later(backend, id);
+    result.map(|outcome| Outcome {
+        sandbox: Some(used),
+        ..outcome
+    })
 }
 
 fn sandbox_error(what: &str, backend: &Plugin, err: CallError) -> WitError {
@@ -133,6 +163,7 @@ async fn run_in_sandbox(
         memory_exceeded: false,
         pids_exceeded: false,
         forked: false,
+        sandbox: None,
     };
     let setup = plan.environment.iter().flat_map(|e| e.setup.iter());
     let prepare = setup
@@ -188,6 +219,9 @@ pub struct Outcome {
     /// Whether a fork server with the environment already loaded started
     /// the program.
     pub forked: bool,
+    /// The sandbox it ran in, when it ran in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxUse>,
 }
 
 /// Limits of setup and build steps, which run package managers and compilers.
@@ -278,6 +312,7 @@ pub async fn execute(
         memory_exceeded: limits.memory,
         pids_exceeded: limits.pids,
         forked: result.forked,
+        sandbox: None,
     };
 
     let mut cached_env = false;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capabilities::HostServices;
 use crate::capabilities::context::CallSink;
+use crate::config::RunsConfig;
 use crate::exec::plan::{self, Execution, Outcome, Phase, SandboxPlace};
 use crate::exec::process;
 use crate::generated::sessions;
@@ -88,7 +89,16 @@ pub fn tool(info: &RunnerInfo) -> Tool {
             "limits_enforced": {"type": "boolean"},
             "memory_exceeded": {"type": "boolean"},
             "pids_exceeded": {"type": "boolean"},
-            "forked": {"type": "boolean", "description": "Started by forking an interpreter with the environment already loaded."}
+            "forked": {"type": "boolean", "description": "Started by forking an interpreter with the environment already loaded."},
+            "sandbox": {
+                "type": "object",
+                "description": "The sandbox the run used, when it ran in one.",
+                "properties": {
+                    "backend": {"type": "string"},
+                    "id": {"type": "string"},
+                    "pooled": {"type": "boolean", "description": "Taken ready from the warm pool."}
+                }
+            }
         },
         "required": ["exit_code", "stdout", "stderr", "phase", "duration_ms", "cached_env", "truncated"]
     });
@@ -312,7 +322,30 @@ fn sandbox_place(
 ) -> Result<SandboxPlace, CallError> {
     let backend = registry.backend(name).map_err(CallError::Plugin)?;
     let runs = &services.runs.config;
-    let image = runs.sandbox_images.get(&info.language);
+    let timeout = args.timeout_secs.unwrap_or(runs.default_timeout_secs);
+    // Room for setup and build besides the run itself.
+    let spec = sandbox_spec(runs, &info.language, timeout + runs.setup_timeout_secs + 60)?;
+    let pool = runs
+        .sandbox_images
+        .get(&info.language)
+        .and_then(|image| image.pool.get(backend.name()).copied())
+        .unwrap_or(0);
+    Ok(SandboxPlace {
+        backend,
+        spec,
+        pool,
+        pools: services.runs.sandbox_pools.clone(),
+    })
+}
+
+/// The sandbox a run of `language` gets, as `[runs.sandbox_images]` says,
+/// removed by its backend after `ttl_seconds`.
+pub fn sandbox_spec(
+    runs: &RunsConfig,
+    language: &str,
+    ttl_seconds: u64,
+) -> Result<SandboxSpec, CallError> {
+    let image = runs.sandbox_images.get(language);
     let mounts = image
         .map(|i| {
             i.mounts
@@ -322,17 +355,12 @@ fn sandbox_place(
         })
         .transpose()?
         .unwrap_or_default();
-    let timeout = args.timeout_secs.unwrap_or(runs.default_timeout_secs);
-    Ok(SandboxPlace {
-        backend,
-        spec: SandboxSpec {
-            language: info.language.clone(),
-            image: image.map(|i| i.image.clone()),
-            network: image.is_some_and(|i| i.network),
-            // Room for setup and build besides the run itself.
-            ttl_seconds: Some(timeout + runs.setup_timeout_secs + 60),
-            mounts,
-        },
+    Ok(SandboxSpec {
+        language: language.to_string(),
+        image: image.map(|i| i.image.clone()),
+        network: image.is_some_and(|i| i.network),
+        ttl_seconds: Some(ttl_seconds),
+        mounts,
     })
 }
 
@@ -559,6 +587,7 @@ mod tests {
             memory_exceeded: false,
             pids_exceeded: false,
             forked: false,
+            sandbox: None,
         };
         let out = output(&outcome);
         assert!(out.is_error);

@@ -124,9 +124,45 @@ impl PluginHost {
                 tick.tick().await;
                 let Some(host) = weak.upgrade() else { break };
                 host.reap(false).await;
+                let registry = host.registry();
+                host.services
+                    .runs
+                    .sandbox_pools
+                    .refresh(|name| registry.backend(name).ok());
             }
         });
         Ok(host)
+    }
+
+    /// Keep the warm sandbox pools `[runs.sandbox_images.*] pool` asks for,
+    /// from now until [`PluginHost::shutdown`]. Only a serving berth does:
+    /// a one-off call would create sandboxes nobody uses.
+    pub fn start_pools(&self) -> anyhow::Result<()> {
+        let pools = &self.services.runs.sandbox_pools;
+        pools.activate();
+        let registry = self.registry();
+        for (language, image) in &self.config.runs.sandbox_images {
+            for (name, size) in &image.pool {
+                let backend = registry
+                    .backend(name)
+                    .map_err(|e| anyhow::anyhow!("the warm pool for {language}: {e}"))?;
+                let spec = generated::run::sandbox_spec(&self.config.runs, language, 0)
+                    .map_err(|e| anyhow::anyhow!("the warm pool for {language}: {e}"))?;
+                pools.fill(&backend, &spec, *size);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop keeping pools and remove the sandboxes in them; for a serving
+    /// berth that is about to exit.
+    pub async fn shutdown(&self) {
+        let registry = self.registry();
+        self.services
+            .runs
+            .sandbox_pools
+            .drain(|name| registry.backend(name).ok())
+            .await;
     }
 
     /// Ask every backend to remove what outlived its TTL (and, with

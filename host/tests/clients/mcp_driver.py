@@ -85,12 +85,14 @@ async def perform(client, recorder, op, earlier):
     if kind == "call":
         return await call(client, recorder, op)
     if kind == "call_until":
-        # Repeat a call until a field of its structured result has a value:
-        # for state a server reaches in the background.
+        # Repeat a call until a field (a dotted path) of its structured
+        # result has a value: for state a server reaches in the background.
         for attempt in range(1, op.get("attempts", 60) + 1):
             outcome = await call(client, recorder, op)
-            structured = (outcome.get("result") or {}).get("structuredContent") or {}
-            if structured.get(op["field"]) == op["equals"]:
+            value = (outcome.get("result") or {}).get("structuredContent")
+            for part in op["field"].split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value == op["equals"]:
                 return {**outcome, "attempts": attempt}
             await asyncio.sleep(op.get("delay", 0.25))
         return {**outcome, "attempts": None}

@@ -319,6 +319,7 @@ impl Backend for Podman {
         let mut args = vec![
             "run".to_string(),
             "--detach".into(),
+            "--rm".into(),
             format!("--name={name}"),
             format!("--label={KIND}=sandbox"),
             format!("--label={EXPIRES}={}", expiry(spec.ttl_seconds)),
@@ -335,7 +336,12 @@ impl Backend for Podman {
         for mount in &spec.mounts {
             args.push(format!("--volume={}", checks::mount(mount, &settings)?));
         }
-        args.extend(["--".into(), image, "sleep".into(), "infinity".into()]);
+        // The sandbox ends itself at its TTL and `--rm` removes it then,
+        // so it cannot outlive its TTL even when no berth is left to reap it.
+        let lifetime = spec
+            .ttl_seconds
+            .map_or_else(|| "infinity".to_string(), |s| s.to_string());
+        args.extend(["--".into(), image, "sleep".into(), lifetime]);
         if let Err(err) = podman(args) {
             // A container that was created but did not start must not linger.
             let _ = remove(&name);
