@@ -1,7 +1,9 @@
 //! Load driver for `run_<language>`: per language, a cold run (new data
-//! dir: environment built), warm runs (environment reused), and the
-//! baseline of building a fresh environment for every call, as the
-//! original mirrord MCP server did. All in one run, reported as ratios.
+//! dir: environment built), warm runs (environment reused, through the
+//! runner's fork server when it offers one), warm runs with fork servers
+//! turned off, and the baseline of building a fresh environment for every
+//! call, as the original mirrord MCP server did. All in one run, reported
+//! as ratios.
 //!
 //! `cargo bench -p berth --bench runners [-- python|node|rust]`
 
@@ -25,6 +27,8 @@ struct Language {
     tool: &'static str,
     args: Value,
     fresh: fn(&Path) -> Duration,
+    /// Whether its runner offers a fork server.
+    forks: bool,
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -109,18 +113,21 @@ fn languages() -> Vec<Language> {
             tool: "run_python",
             args: json!({"code": "import requests; print(requests.__version__)", "dependencies": ["requests>=2"]}),
             fresh: fresh_python,
+            forks: true,
         },
         Language {
             name: "node",
             tool: "run_node",
             args: json!({"code": "console.log(require('lodash').VERSION)", "dependencies": ["lodash@4"]}),
             fresh: fresh_node,
+            forks: false,
         },
         Language {
             name: "rust",
             tool: "run_rust",
             args: json!({"code": "fn main() { println!(\"{}\", serde_json::json!([1])); }", "dependencies": ["serde_json@1"]}),
             fresh: fresh_rust,
+            forks: false,
         },
     ]
 }
@@ -138,6 +145,46 @@ async fn call(host: &PluginHost, tool: &str, args: &Value) -> (Duration, Value) 
     (elapsed, structured)
 }
 
+/// Median of warm calls on `host`, after waiting (when the runner
+/// `forks`) until its fork server serves them; every timed call must be
+/// served the way `forked` says.
+fn warm_runs(
+    runtime: &tokio::runtime::Runtime,
+    host: &PluginHost,
+    language: &Language,
+    forked: bool,
+) -> Duration {
+    if forked {
+        let served = (0..100).any(|_| {
+            let (_, out) = runtime.block_on(call(host, language.tool, &language.args));
+            std::thread::sleep(Duration::from_millis(50));
+            out["forked"] == true
+        });
+        assert!(served, "the fork server never served a run");
+    }
+    let samples = (0..WARM_RUNS)
+        .map(|_| {
+            let (elapsed, out) = runtime.block_on(call(host, language.tool, &language.args));
+            assert_eq!(
+                out["cached_env"], true,
+                "a warm run rebuilt its environment"
+            );
+            assert_eq!(out["forked"], forked, "{out}");
+            elapsed
+        })
+        .collect();
+    median(samples)
+}
+
+fn start(runtime: &tokio::runtime::Runtime, data: &Path, fork_servers: usize) -> Arc<PluginHost> {
+    let mut config = Config {
+        data_dir: data.to_path_buf(),
+        ..Config::default()
+    };
+    config.runs.fork_servers = fork_servers;
+    runtime.block_on(PluginHost::start(config)).unwrap()
+}
+
 fn main() {
     let only: Vec<String> = std::env::args()
         .skip(1)
@@ -145,50 +192,51 @@ fn main() {
         .collect();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!(
-        "{:<8} {:>10} {:>10} {:>12} {:>12} {:>14}",
-        "language", "cold ms", "warm p50", "fresh p50", "cold/warm", "fresh/warm"
+        "{:<8} {:>9} {:>9} {:>14} {:>10} {:>10} {:>11} {:>15}",
+        "language",
+        "cold ms",
+        "warm p50",
+        "no-fork p50",
+        "fresh p50",
+        "cold/warm",
+        "fresh/warm",
+        "no-fork/warm"
     );
     for language in languages() {
         if !only.is_empty() && !only.iter().any(|o| o == language.name) {
             continue;
         }
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        };
-        let host = runtime.block_on(PluginHost::start(config)).unwrap();
+        let data = dir.path().join("data");
+        let host = start(&runtime, &data, 8);
         let (cold, first) = runtime.block_on(call(&host, language.tool, &language.args));
         assert_eq!(
             first["cached_env"], false,
             "the cold run found an environment"
         );
-        let warm: Vec<Duration> = (0..WARM_RUNS)
-            .map(|_| {
-                let (elapsed, out) = runtime.block_on(call(&host, language.tool, &language.args));
-                assert_eq!(
-                    out["cached_env"], true,
-                    "a warm run rebuilt its environment"
-                );
-                elapsed
-            })
-            .collect();
+        let warm = warm_runs(&runtime, &host, &language, language.forks);
+        drop(host);
+        // The same data dir: the environment is cached, only fork servers are off.
+        let no_fork = warm_runs(&runtime, &start(&runtime, &data, 0), &language, false);
         let baseline_cache = dir.path().join("baseline-cache");
         // One untimed run fills the baseline's download cache, so it is
         // measured at its best: only the fresh environment is rebuilt.
         (language.fresh)(&baseline_cache);
-        let fresh: Vec<Duration> = (0..FRESH_RUNS)
-            .map(|_| (language.fresh)(&baseline_cache))
-            .collect();
-        let (warm, fresh) = (median(warm), median(fresh));
+        let fresh = median(
+            (0..FRESH_RUNS)
+                .map(|_| (language.fresh)(&baseline_cache))
+                .collect(),
+        );
         println!(
-            "{:<8} {:>10.0} {:>10.1} {:>12.0} {:>11.1}x {:>13.1}x",
+            "{:<8} {:>9.0} {:>9.1} {:>14.1} {:>10.0} {:>9.1}x {:>10.1}x {:>14.1}x",
             language.name,
             ms(cold),
             ms(warm),
+            ms(no_fork),
             ms(fresh),
             ms(cold) / ms(warm),
-            ms(fresh) / ms(warm)
+            ms(fresh) / ms(warm),
+            ms(no_fork) / ms(warm)
         );
     }
 }

@@ -216,15 +216,19 @@ pub fn join(procs_files: &[CString]) -> std::io::Result<()> {
 impl Drop for CallGroup {
     fn drop(&mut self) {
         self.kill_all();
-        for dir in &self.dirs {
-            // The kernel empties the group asynchronously after SIGKILL.
-            for _ in 0..50 {
-                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                    break;
+        let dirs = std::mem::take(&mut self.dirs);
+        // The kernel empties the group asynchronously after its last member
+        // exits; waiting for that here would hold up the call's result.
+        std::thread::spawn(move || {
+            for dir in &dirs {
+                for _ in 0..100 {
+                    if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-        }
+        });
     }
 }
 
@@ -255,6 +259,10 @@ mod tests {
         let dirs = group.dirs.clone();
         assert!(dirs.iter().all(|d| d.is_dir()));
         drop(group);
-        assert!(dirs.iter().all(|d| !d.exists()), "group dirs left behind");
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            dirs.iter().all(|d| !d.exists())
+        });
+        assert!(gone, "group dirs left behind");
     }
 }

@@ -415,6 +415,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_forked_run_waits_for_its_threads_then_runs_atexit() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((python, server)) = python_server(dir.path()).await else {
+            return;
+        };
+        std::fs::write(
+            dir.path().join("main.py"),
+            "import atexit, sys, threading, time\natexit.register(lambda: print('atexit'))\nthreading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()\nprint('main')\nsys.exit('bye')\n",
+        )
+        .unwrap();
+        let out = process::run_forked(
+            &server,
+            spec(&python, &["main.py"], dir.path()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "main\nthread\natexit\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "bye\n");
+        assert_eq!(out.exit_code, Some(1));
+    }
+
+    #[tokio::test]
     async fn an_uncaught_exception_exits_1_with_only_the_snippets_frames() {
         let dir = tempfile::tempdir().unwrap();
         let Some((python, server)) = python_server(dir.path()).await else {

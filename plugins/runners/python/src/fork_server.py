@@ -167,11 +167,42 @@ def execute(request, stdio, own_startup_env):
         with open(script, "rb") as source:
             code = compile(source.read(), script, "exec")
         exec(code, main.__dict__)
-    except SystemExit:
-        raise
+        status = 0
+    except SystemExit as exit:
+        status = exit_status(exit.code)
     except BaseException as err:  # noqa: BLE001 - report like the interpreter's top level does
         sys.excepthook(type(err), err, err.__traceback__.tb_next)
-        sys.exit(1)
+        status = 1
+    finish(status)
+
+
+def exit_status(code):
+    """The exit status the interpreter gives `SystemExit(code)`."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def finish(status):
+    """End the run as the interpreter's own shutdown would, in its order:
+    wait for threads, run `atexit` callbacks, flush the standard streams.
+    Tearing down every module the server preloaded is skipped: it would
+    cost more than the run itself, and a fresh process gets it for free."""
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - the interpreter reports a failed flush with status 120
+            status = 120
+    os._exit(status)
 
 
 def main():
