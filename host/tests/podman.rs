@@ -388,3 +388,49 @@ fn a_service_template_runs_on_podman_on_its_loopback_port() {
     assert_eq!(results[4]["result"]["isError"], false, "{}", results[4]);
     assert!(!containers("berth.managed=true").contains(&format!("berth-{name}")));
 }
+
+#[test]
+fn a_plan_with_a_build_step_runs_both_in_one_sandbox() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = Sandbox::with_bundled();
+    sandbox.add_fixture("staged-runner");
+    sandbox.write_config(
+        "[runs.sandbox_images.staged]\nimage = \"localhost/busybox:latest\"\npool = { podman = 1 }\n\n[policy.staged-runner]\nprocess = [\"sh\"]\n",
+    );
+    let code = "cat built.txt\nread line\necho \"got $line\"\necho oops >&2\nexit 3";
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            json!([
+                call("run_staged", json!({"code": code, "stdin": "hello\n", "sandbox": "podman"})),
+                {"op": "call_until", "tool": "run_staged", "args": {"code": code, "stdin": "hello\n", "sandbox": "podman"},
+                 "field": "sandbox.pooled", "equals": true, "attempts": 80},
+                call("run_staged", json!({"code": "sleep 30", "sandbox": "podman", "timeout_secs": 2})),
+            ]),
+        ),
+    );
+    for outcome in &results[..2] {
+        let s = &outcome["result"]["structuredContent"];
+        assert_eq!(s["phase"], "run", "{outcome}");
+        assert_eq!(
+            s["stdout"],
+            format!("{}\ngot hello\n", code.len()),
+            "{outcome}"
+        );
+        assert_eq!(s["stderr"], "oops\n", "{outcome}");
+        assert_eq!(s["exit_code"], 3, "{outcome}");
+    }
+    assert!(
+        results[1]["attempts"].is_number(),
+        "no run came from the pool: {}",
+        results[1]
+    );
+    let slow = &results[2]["result"]["structuredContent"];
+    assert_eq!(slow["timed_out"], true, "{}", results[2]);
+    let left = containers(&format!("berth.owner={}", owner_of(&sandbox)));
+    assert!(left.is_empty(), "berth exited and left {left:?}");
+}

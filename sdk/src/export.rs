@@ -94,12 +94,9 @@ macro_rules! sandbox_adapter {
             }
             fn exec(
                 id: ::std::string::String,
-                files: ::std::vec::Vec<$crate::File>,
-                command: $crate::Command,
-                stdin: ::std::option::Option<::std::vec::Vec<u8>>,
-                timeout_ms: ::std::option::Option<u64>,
+                request: $crate::ExecRequest,
             ) -> ::std::result::Result<$crate::ProcessOutput, $crate::Error> {
-                <$plugin as $crate::Backend>::exec(id, files, command, stdin, timeout_ms)
+                <$plugin as $crate::Backend>::exec(id, request)
             }
             fn destroy(id: ::std::string::String) -> ::std::result::Result<(), $crate::Error> {
                 <$plugin as $crate::Backend>::destroy_sandbox(id)

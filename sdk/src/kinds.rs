@@ -2,8 +2,8 @@
 //! register it with the matching `export_*!` macro.
 
 use crate::{
-    Command, Environment, Error, File, ProcessOutput, Result, RunPlan, RunnerInfo, SandboxSpec,
-    Snippet, TemplateInfo, Toolbox, Workload, WorkloadStatus,
+    Command, Environment, Error, ExecRequest, File, ProcessOutput, Result, RunPlan, RunnerInfo,
+    SandboxSpec, Snippet, TemplateInfo, Toolbox, Workload, WorkloadStatus,
 };
 
 /// Every plugin: a description and its own tools. Both have defaults, so a
@@ -74,15 +74,10 @@ pub trait Backend: Plugin {
         Err(unsupported("sandboxes"))
     }
 
-    /// Write `files` into a sandbox's workspace, then run `command` there.
-    fn exec(
-        id: String,
-        files: Vec<File>,
-        command: Command,
-        stdin: Option<Vec<u8>>,
-        timeout_ms: Option<u64>,
-    ) -> Result<ProcessOutput> {
-        let _ = (id, files, command, stdin, timeout_ms);
+    /// Write the request's files into a sandbox's workspace, then run its
+    /// command there.
+    fn exec(id: String, request: ExecRequest) -> Result<ProcessOutput> {
+        let _ = (id, request);
         Err(unsupported("sandboxes"))
     }
 

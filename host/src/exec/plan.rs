@@ -23,7 +23,7 @@ use crate::exec::workspace;
 use crate::runtime::bindings::shared::berth::plugin::context::LogLevel;
 use crate::runtime::bindings::shared::berth::plugin::mirrord::Target;
 use crate::runtime::bindings::shared::berth::plugin::runner_types::RunPlan;
-use crate::runtime::bindings::shared::berth::plugin::workload_types::SandboxSpec;
+use crate::runtime::bindings::shared::berth::plugin::workload_types::{ExecRequest, SandboxSpec};
 use crate::runtime::bindings::types::{Command, Error as WitError, ProcessOutput};
 use crate::runtime::limits::CallError;
 use crate::runtime::plugin::Plugin;
@@ -170,24 +170,36 @@ async fn run_in_sandbox(
         .map(|s| (Phase::Setup, s))
         .chain(plan.build.iter().map(|s| (Phase::Build, s)));
     // The plan's files go with the first command, whichever it is.
-    let mut files = Some(plan.files.as_slice());
-    let mut exec = async |command: Command, stdin: Option<&[u8]>, timeout: Duration| {
-        let files = files.take().unwrap_or_default();
+    let mut files = Some(plan.files.clone());
+    let mut exec = async |command: Command, stdin: Option<Vec<u8>>, timeout: Duration, last| {
+        let request = ExecRequest {
+            files: files.take().unwrap_or_default(),
+            command,
+            stdin,
+            timeout_ms: Some(timeout.as_millis() as u64),
+            last,
+        };
         backend
-            .sandbox_exec(id, files, &command, stdin, timeout, sink.clone())
+            .sandbox_exec(id, &request, sink.clone())
             .await
             .map_err(|e| sandbox_error("running in the sandbox", backend, e))
     };
     for (phase, step) in prepare {
         sink.progress(0.0, None, Some(describe(step))).await;
-        let out = exec(places.fill(step, grants)?, None, Duration::from_secs(600)).await?;
+        let out = exec(
+            places.fill(step, grants)?,
+            None,
+            Duration::from_secs(600),
+            false,
+        )
+        .await?;
         if out.exit_code != Some(0) {
             return Ok(finish(phase, out));
         }
     }
     let mut run = places.fill(&plan.run, grants)?;
     run.env.extend(execution.env.iter().cloned());
-    let out = exec(run, execution.stdin.as_deref(), execution.run_timeout).await?;
+    let out = exec(run, execution.stdin.clone(), execution.run_timeout, true).await?;
     Ok(finish(Phase::Run, out))
 }
 

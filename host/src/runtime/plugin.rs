@@ -13,10 +13,10 @@ use crate::capabilities::{Caller, HostServices, HostState};
 use crate::config::LimitsConfig;
 use crate::runtime::bindings::shared::berth::plugin::runner_types::{RunPlan, RunnerInfo, Snippet};
 use crate::runtime::bindings::shared::berth::plugin::workload_types::{
-    SandboxSpec, TemplateInfo, Workload, WorkloadStatus,
+    ExecRequest, SandboxSpec, TemplateInfo, Workload, WorkloadStatus,
 };
 use crate::runtime::bindings::types::{
-    Command, Content, Error as WitError, File, ProcessOutput, ResourceBody, Tool, ToolOutput,
+    Content, Error as WitError, ProcessOutput, ResourceBody, Tool, ToolOutput,
 };
 use crate::runtime::bindings::{backend, runner, template, tools};
 use crate::runtime::engine::EPOCH_TICK;
@@ -324,23 +324,19 @@ impl Plugin {
         .await
     }
 
-    /// Write `files` into a sandbox, then run a command there for at most
-    /// `timeout`.
+    /// Write the request's files into a sandbox, then run its command
+    /// there.
     pub async fn sandbox_exec(
         &self,
         id: &str,
-        files: &[File],
-        command: &Command,
-        stdin: Option<&[u8]>,
-        timeout: Duration,
+        request: &ExecRequest,
         sink: Arc<dyn CallSink>,
     ) -> Result<ProcessOutput, CallError> {
-        let timeout_ms = timeout.as_millis() as u64;
         // The backend needs a little longer than the command to report.
-        let wall = timeout + Duration::from_secs(30);
+        let wall = Duration::from_millis(request.timeout_ms.unwrap_or(0)) + Duration::from_secs(30);
         self.with_backend(wall, sink, async |b, store| {
             b.berth_plugin_sandbox()
-                .call_exec(&mut *store, id, files, command, stdin, Some(timeout_ms))
+                .call_exec(&mut *store, id, request)
                 .await
         })
         .await

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_sdk::kube::{self, ObjectRef, WaitUntil};
 use berth_sdk::{
-    Backend, Command, Error, File, Plugin, ProcessOutput, SandboxSpec, Toolbox, Workload,
+    Backend, Command, Error, ExecRequest, File, Plugin, ProcessOutput, SandboxSpec, Toolbox, Workload,
     WorkloadStatus, state,
 };
 use manifests::{EXPIRES, NAME, OWNER, SANDBOX_PREFIX};
@@ -225,14 +225,16 @@ impl Backend for K8s {
         Ok(name)
     }
 
-    fn exec(
-        id: String,
-        files: Vec<File>,
-        command: Command,
-        stdin: Option<Vec<u8>>,
-        timeout_ms: Option<u64>,
-    ) -> berth_sdk::Result<ProcessOutput> {
+    fn exec(id: String, request: ExecRequest) -> berth_sdk::Result<ProcessOutput> {
         berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
+        // `last` changes nothing here: every command is a pod exec.
+        let ExecRequest {
+            files,
+            command,
+            stdin,
+            timeout_ms,
+            last: _,
+        } = request;
         let at = Settings::load()?.scope();
         put_files(&at, &id, files)?;
         let cwd = match &command.cwd {

@@ -9,12 +9,13 @@
 //! reaper can find what outlived its TTL.
 
 mod checks;
+mod exec;
 mod payload;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_sdk::{
-    Backend, Command, Error, File, HealthCheck, Mount, Plugin, Port, ProcessOutput, Resources,
+    Backend, Command, Error, ExecRequest, File, HealthCheck, Mount, Plugin, Port, ProcessOutput, Resources,
     SandboxSpec, ToolOutput, ToolSpec, Toolbox, Workload, WorkloadStatus, process,
 };
 use checks::Settings;
@@ -282,25 +283,6 @@ fn managed(kind: Option<&str>) -> berth_sdk::Result<Vec<Value>> {
     Ok(parsed.as_array().cloned().unwrap_or_default())
 }
 
-/// Copy `files` into sandbox `id`'s workspace with `podman cp`, for
-/// payloads too large for an exec's command line.
-fn copy_files(id: &str, files: Vec<File>) -> berth_sdk::Result<()> {
-    let staged: Vec<File> = files
-        .into_iter()
-        .map(|f| File {
-            path: format!("payload/{}", f.path),
-            ..f
-        })
-        .collect();
-    podman_with(
-        vec!["cp".into(), "payload/.".into(), format!("{id}:/work/")],
-        staged,
-        None,
-        None,
-    )
-    .map(|_| ())
-}
-
 fn remove(container: &str) -> berth_sdk::Result<()> {
     podman(vec![
         "rm".into(),
@@ -319,6 +301,8 @@ impl Backend for Podman {
         let mut args = vec![
             "run".to_string(),
             "--detach".into(),
+            // Stdin stays open for the sandbox's last command (see `exec`).
+            "--interactive".into(),
             "--rm".into(),
             format!("--name={name}"),
             format!("--label={KIND}=sandbox"),
@@ -336,12 +320,8 @@ impl Backend for Podman {
         for mount in &spec.mounts {
             args.push(format!("--volume={}", checks::mount(mount, &settings)?));
         }
-        // The sandbox ends itself at its TTL and `--rm` removes it then,
-        // so it cannot outlive its TTL even when no berth is left to reap it.
-        let lifetime = spec
-            .ttl_seconds
-            .map_or_else(|| "infinity".to_string(), |s| s.to_string());
-        args.extend(["--".into(), image, "sleep".into(), lifetime]);
+        args.extend(["--".into(), image, "sh".into(), "-c".into()]);
+        args.push(exec::main_process(spec.ttl_seconds));
         if let Err(err) = podman(args) {
             // A container that was created but did not start must not linger.
             let _ = remove(&name);
@@ -350,77 +330,18 @@ impl Backend for Podman {
         Ok(name)
     }
 
-    fn exec(
-        id: String,
-        files: Vec<File>,
-        command: Command,
-        stdin: Option<Vec<u8>>,
-        timeout_ms: Option<u64>,
-    ) -> berth_sdk::Result<ProcessOutput> {
+    fn exec(id: String, request: ExecRequest) -> berth_sdk::Result<ProcessOutput> {
         berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
-        let prologue = match payload::prologue(&files)? {
-            Some(prologue) if !files.is_empty() => Some(prologue),
-            Some(_) => None,
-            None => {
-                copy_files(&id, files)?;
-                None
-            }
-        };
-        let mut args = vec!["exec".to_string()];
-        if stdin.is_some() {
-            args.push("--interactive".into());
-        }
-        let workdir = match &command.cwd {
-            Some(dir) if dir.split('/').any(|p| p == "..") || dir.starts_with('/') => {
-                return Err(Error::invalid_input(format!(
-                    "working directory `{dir}` must be relative to the sandbox workspace"
-                )));
-            }
-            Some(dir) => format!("/work/{dir}"),
-            None => "/work".into(),
-        };
-        args.push("--env=HOME=/work".into());
-        for (key, value) in &command.env {
-            checks::env_name(key)?;
-            args.push(format!("--env={key}={value}"));
-        }
-        match &prologue {
-            // The files are written by the same exec, before the command
-            // replaces the shell; the directory may be one of them.
-            Some(prologue) => args.extend([
-                "--workdir=/work".into(),
-                id.clone(),
-                "sh".into(),
-                "-c".into(),
-                format!("{prologue}cd {} && exec \"$@\"", payload::quote(&workdir)),
-                "sh".into(),
-            ]),
-            None => args.extend([format!("--workdir={workdir}"), id.clone()]),
-        }
-        args.push(command.program);
-        args.extend(command.args);
-        // A non-zero exit is the command's own result, not an error.
-        let out = process::run_with(
-            Command::new("podman").args(args),
-            Vec::new(),
-            stdin,
-            timeout_ms,
-        )?;
-        let prologue_failed = prologue.is_some()
-            && out.exit_code == Some(payload::FAILED_EXIT)
-            && String::from_utf8_lossy(&out.stderr).contains(payload::FAILED_LINE);
-        if prologue_failed {
-            return Err(Error::failed(format!(
-                "writing the plan's files into sandbox {id} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(out)
+        exec::run(&id, request)
     }
 
     fn destroy_sandbox(id: String) -> berth_sdk::Result<()> {
         berth_sdk::checks::sandbox_id(&id, SANDBOX_PREFIX)?;
-        remove(&id)
+        match remove(&id) {
+            // A sandbox whose last command ended has removed itself.
+            Err(Error::NotFound(_)) => Ok(()),
+            other => other,
+        }
     }
 
     fn reap(all_sandboxes: bool) -> berth_sdk::Result<u32> {
