@@ -1,8 +1,9 @@
 //! Load driver for sandboxed `run_python` on podman, all in one run: bare
 //! `podman run --rm` of the same image and snippet (the baseline), a bare
-//! `podman exec` into a running container (the floor of any exec-based
-//! run), then berth with a sandbox created per run (cold) and taken from
-//! the warm pool (warm). Reported as medians and ratios to the baseline.
+//! `podman exec` into a running container (what a run that execs into a
+//! pooled sandbox could not beat), then berth with a sandbox created per
+//! run (cold) and taken from the warm pool (warm). Reported as medians and
+//! ratios to the baseline.
 //!
 //! Needs root podman with `localhost/host-runtime` (see
 //! `../shared/testenv/podman/setup`); says so and exits when it is absent.
@@ -162,7 +163,7 @@ fn main() {
     println!("{:<40} {:>10} {:>14}", "case", "p50 ms", "vs podman run");
     for (case, d) in [
         ("bare podman run --rm (baseline)", baseline),
-        ("bare podman exec (floor)", exec),
+        ("bare podman exec, running container", exec),
         ("berth run_python sandbox, cold", cold),
         ("berth run_python sandbox, warm pool", warm),
     ] {
