@@ -387,24 +387,37 @@ mod tests {
         }
     }
 
+    /// Write `code` as `main.py` in `dir` and run it through `server` as
+    /// `python main.py`, with `adjust` applied to the spec first.
+    async fn run_script(
+        server: &ForkServer,
+        python: &std::path::Path,
+        dir: &std::path::Path,
+        code: &str,
+        adjust: impl FnOnce(&mut ProcessSpec),
+    ) -> process::ProcessResult {
+        std::fs::write(dir.join("main.py"), code).unwrap();
+        let mut spec = spec(python, &["main.py"], dir);
+        adjust(&mut spec);
+        process::run_forked(server, spec, CancellationToken::new())
+            .await
+            .expect("the server took the run")
+            .expect("the run was supervised")
+    }
+
     #[tokio::test]
     async fn a_forked_run_sees_its_own_argv_env_stdin_and_exit_code() {
         let dir = tempfile::tempdir().unwrap();
         let Some((python, server)) = python_server(dir.path()).await else {
             return;
         };
-        std::fs::write(
-            dir.path().join("main.py"),
-            "import os, sys\nprint(__name__, sys.argv, os.environ['GREETING'], sys.stdin.read(), os.getcwd() == sys.path[0])\nprint('oops', file=sys.stderr)\nsys.exit(3)\n",
-        )
-        .unwrap();
-        let mut spec = spec(&python, &["main.py", "a b", "c"], dir.path());
-        spec.env.push(("GREETING".into(), "hi".into()));
-        spec.stdin = Some(b"input".to_vec());
-        let out = process::run_forked(&server, spec, CancellationToken::new())
-            .await
-            .unwrap()
-            .unwrap();
+        let code = "import os, sys\nprint(__name__, sys.argv, os.environ['GREETING'], sys.stdin.read(), os.getcwd() == sys.path[0])\nprint('oops', file=sys.stderr)\nsys.exit(3)\n";
+        let out = run_script(&server, &python, dir.path(), code, |spec| {
+            spec.args.extend(["a b".into(), "c".into()]);
+            spec.env.push(("GREETING".into(), "hi".into()));
+            spec.stdin = Some(b"input".to_vec());
+        })
+        .await;
         assert!(out.forked);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
@@ -420,19 +433,8 @@ mod tests {
         let Some((python, server)) = python_server(dir.path()).await else {
             return;
         };
-        std::fs::write(
-            dir.path().join("main.py"),
-            "import atexit, sys, threading, time\natexit.register(lambda: print('atexit'))\nthreading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()\nprint('main')\nsys.exit('bye')\n",
-        )
-        .unwrap();
-        let out = process::run_forked(
-            &server,
-            spec(&python, &["main.py"], dir.path()),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let code = "import atexit, sys, threading, time\natexit.register(lambda: print('atexit'))\nthreading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()\nprint('main')\nsys.exit('bye')\n";
+        let out = run_script(&server, &python, dir.path(), code, |_| {}).await;
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "main\nthread\natexit\n"
@@ -447,19 +449,8 @@ mod tests {
         let Some((python, server)) = python_server(dir.path()).await else {
             return;
         };
-        std::fs::write(
-            dir.path().join("main.py"),
-            "def f():\n    raise ValueError('bad')\nf()\n",
-        )
-        .unwrap();
-        let out = process::run_forked(
-            &server,
-            spec(&python, &["main.py"], dir.path()),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let code = "def f():\n    raise ValueError('bad')\nf()\n";
+        let out = run_script(&server, &python, dir.path(), code, |_| {}).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.exit_code, Some(1));
         assert!(
@@ -504,17 +495,11 @@ mod tests {
         let Some((python, server)) = python_server(dir.path()).await else {
             return;
         };
-        std::fs::write(
-            dir.path().join("main.py"),
-            "import os, subprocess\np = subprocess.Popen(['sleep', '60'])\nprint(os.getpid(), p.pid, flush=True)\nwhile True: pass\n",
-        )
-        .unwrap();
-        let mut spec = spec(&python, &["main.py"], dir.path());
-        spec.timeout = Duration::from_millis(1500);
-        let out = process::run_forked(&server, spec, CancellationToken::new())
-            .await
-            .unwrap()
-            .unwrap();
+        let code = "import os, subprocess\np = subprocess.Popen(['sleep', '60'])\nprint(os.getpid(), p.pid, flush=True)\nwhile True: pass\n";
+        let out = run_script(&server, &python, dir.path(), code, |spec| {
+            spec.timeout = Duration::from_millis(1500);
+        })
+        .await;
         assert!(out.timed_out && out.exit_code.is_none());
         let stdout = String::from_utf8_lossy(&out.stdout);
         let pids: Vec<i32> = stdout
