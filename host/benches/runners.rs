@@ -182,7 +182,9 @@ fn start(runtime: &tokio::runtime::Runtime, data: &Path, fork_servers: usize) ->
         ..Config::default()
     };
     config.runs.fork_servers = fork_servers;
-    runtime.block_on(PluginHost::start(config)).unwrap()
+    let host = runtime.block_on(PluginHost::start(config)).unwrap();
+    host.keep_warm().unwrap();
+    host
 }
 
 fn main() {

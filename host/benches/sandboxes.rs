@@ -128,7 +128,7 @@ async fn run(host: &PluginHost) -> (Duration, Value) {
 async fn berth_runs(pool: usize) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let host = PluginHost::start(config(dir.path(), pool)).await.unwrap();
-    host.start_pools().unwrap();
+    host.keep_warm().unwrap();
     let pools = host.services().runs.sandbox_pools.clone();
     let mut samples = Vec::new();
     for _ in 0..=RUNS {

@@ -199,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { http } => {
             let host = PluginHost::start(config?).await?;
-            host.start_pools()?;
+            host.keep_warm()?;
             let served = match http {
                 Some(addr) => transport::serve_http(host.clone(), addr).await,
                 None => transport::serve_stdio(host.clone()).await,

@@ -17,6 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,7 @@ pub struct ForkServers {
     slots: Mutex<HashMap<String, Slot>>,
     max: usize,
     idle: Duration,
+    active: AtomicBool,
 }
 
 /// A running, ready server.
@@ -98,12 +100,19 @@ impl ForkServers {
             slots: Mutex::new(HashMap::new()),
             max,
             idle,
+            active: AtomicBool::new(false),
         }
     }
 
-    /// Whether servers are used at all.
+    /// Start servers from now on. Only a serving berth does: a one-off
+    /// call would pay for a server that nothing uses.
+    pub fn activate(&self) {
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether servers are started at all.
     pub fn enabled(&self) -> bool {
-        self.max > 0
+        self.max > 0 && self.active.load(Ordering::SeqCst)
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -132,8 +141,11 @@ impl ForkServers {
     /// Whether a server for `key` should be started now: none is ready or
     /// starting, and the last attempt did not fail recently.
     pub fn wanted(&self, key: &str) -> bool {
+        if !self.enabled() {
+            return false;
+        }
         match self.slots().get(key) {
-            None => self.enabled(),
+            None => true,
             Some(Slot::Failed(at)) => at.elapsed() > RETRY_AFTER,
             Some(_) => false,
         }
@@ -444,6 +456,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn forked_runs_draw_different_random_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((python, server)) = python_server(dir.path()).await else {
+            return;
+        };
+        let numpy = std::process::Command::new(&python)
+            .args(["-c", "import numpy"])
+            .status()
+            .is_ok_and(|s| s.success());
+        let code = if numpy {
+            "import random, numpy\nprint(random.random(), numpy.random.random())\n"
+        } else {
+            eprintln!("NOTE: numpy is not installed here; only the random module is checked");
+            "import random\nprint(random.random())\n"
+        };
+        let first = run_script(&server, &python, dir.path(), code, |_| {}).await;
+        let second = run_script(&server, &python, dir.path(), code, |_| {}).await;
+        assert_eq!(first.exit_code, Some(0), "{first:?}");
+        assert_ne!(
+            first.stdout, second.stdout,
+            "two runs drew the same numbers"
+        );
+    }
+
+    #[tokio::test]
     async fn an_uncaught_exception_exits_1_with_only_the_snippets_frames() {
         let dir = tempfile::tempdir().unwrap();
         let Some((python, server)) = python_server(dir.path()).await else {
@@ -522,8 +559,11 @@ mod tests {
     #[test]
     fn servers_are_wanted_only_when_enabled_and_absent() {
         let off = ForkServers::new(0, Duration::from_secs(1));
+        off.activate();
         assert!(!off.wanted("k"));
         let on = ForkServers::new(2, Duration::from_secs(1));
+        assert!(!on.wanted("k"), "wanted before berth serves");
+        on.activate();
         assert!(on.wanted("k"));
         on.slots().insert("k".into(), Slot::Starting);
         assert!(!on.wanted("k"));

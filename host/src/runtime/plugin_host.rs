@@ -124,6 +124,7 @@ impl PluginHost {
                 tick.tick().await;
                 let Some(host) = weak.upgrade() else { break };
                 host.reap(false).await;
+                host.services.runs.fork_servers.sweep();
                 let registry = host.registry();
                 host.services
                     .runs
@@ -134,10 +135,12 @@ impl PluginHost {
         Ok(host)
     }
 
-    /// Keep the warm sandbox pools `[runs.sandbox_images.*] pool` asks for,
-    /// from now until [`PluginHost::shutdown`]. Only a serving berth does:
-    /// a one-off call would create sandboxes nobody uses.
-    pub fn start_pools(&self) -> anyhow::Result<()> {
+    /// Keep warm what makes repeat calls fast, from now until
+    /// [`PluginHost::shutdown`]: runners' fork servers, and the sandbox
+    /// pools `[runs.sandbox_images.*] pool` asks for. Only a serving berth
+    /// does: a one-off call would start servers and sandboxes nobody uses.
+    pub fn keep_warm(&self) -> anyhow::Result<()> {
+        self.services.runs.fork_servers.activate();
         let pools = &self.services.runs.sandbox_pools;
         pools.activate();
         let registry = self.registry();

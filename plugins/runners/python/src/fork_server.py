@@ -156,6 +156,7 @@ def execute(request, stdio, own_startup_env):
         os.execve(argv[0], argv, env)
     os.environ.clear()
     os.environ.update(env)
+    reseed()
     script = os.path.abspath(argv[1])
     sys.argv = argv[1:]
     sys.path[0] = os.path.dirname(script)
@@ -203,6 +204,17 @@ def finish(status):
         except Exception:  # noqa: BLE001 - the interpreter reports a failed flush with status 120
             status = 120
     os._exit(status)
+
+
+def reseed():
+    """Give the run random generators of its own, as a fresh interpreter
+    has: every fork would otherwise repeat the server's sequence. The
+    standard `random` module reseeds itself after a fork; NumPy's global
+    generator does not."""
+    numpy = sys.modules.get("numpy")
+    legacy_seed = getattr(getattr(numpy, "random", None), "seed", None)
+    if legacy_seed is not None:
+        legacy_seed()
 
 
 def main():
