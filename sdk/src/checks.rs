@@ -114,22 +114,6 @@ pub fn sandbox_id(id: &str, prefix: &str) -> crate::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sandbox_ids_are_recognised_only_with_their_prefix() {
-        let id = new_sandbox_id("berth-sb-");
-        assert_eq!(id.len(), "berth-sb-".len() + 12);
-        assert!(sandbox_id(&id, "berth-sb-").is_ok());
-        assert!(sandbox_id(&id, "other-").is_err());
-        assert!(sandbox_id("berth-sb-", "berth-sb-").is_err());
-        assert!(sandbox_id("berth-sb-12; rm", "berth-sb-").is_err());
-        assert_ne!(id, new_sandbox_id("berth-sb-"));
-    }
-}
-
 /// The absolute path of `path`, a path relative to a sandbox workspace at
 /// `root`: not empty, not absolute, no `..` and no NUL.
 ///
@@ -148,4 +132,20 @@ pub fn workspace_path(root: &str, path: &str) -> crate::Result<String> {
         )));
     }
     Ok(format!("{root}/{path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_ids_are_recognised_only_with_their_prefix() {
+        let id = new_sandbox_id("berth-sb-");
+        assert_eq!(id.len(), "berth-sb-".len() + 12);
+        assert!(sandbox_id(&id, "berth-sb-").is_ok());
+        assert!(sandbox_id(&id, "other-").is_err());
+        assert!(sandbox_id("berth-sb-", "berth-sb-").is_err());
+        assert!(sandbox_id("berth-sb-12; rm", "berth-sb-").is_err());
+        assert_ne!(id, new_sandbox_id("berth-sb-"));
+    }
 }
