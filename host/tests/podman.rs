@@ -434,3 +434,64 @@ fn a_plan_with_a_build_step_runs_both_in_one_sandbox() {
     let left = containers(&format!("berth.owner={}", owner_of(&sandbox)));
     assert!(left.is_empty(), "berth exited and left {left:?}");
 }
+
+#[test]
+fn a_kept_sandbox_carries_files_between_runs_until_destroyed() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = podman_sandbox();
+    let kept = "{result[0].id}";
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            json!([
+                call(
+                    "create_sandbox",
+                    json!({"backend": "podman", "language": "python", "ttl_secs": 600})
+                ),
+                call(
+                    "run_python",
+                    json!({"code": "open('note.txt', 'w').write('kept')", "sandbox": kept})
+                ),
+                call(
+                    "run_python",
+                    json!({"code": "print(open('note.txt').read())", "sandbox": kept})
+                ),
+                call("list_sandboxes", json!({})),
+                call("run_node", json!({"code": "1", "sandbox": kept})),
+                call("destroy_sandbox", json!({"id": kept})),
+                call("run_python", json!({"code": "print(1)", "sandbox": kept})),
+                // Left for berth to remove when it exits.
+                call(
+                    "create_sandbox",
+                    json!({"backend": "podman", "language": "python"})
+                ),
+            ]),
+        ),
+    );
+    let s = |i: usize| &results[i]["result"]["structuredContent"];
+    let id = s(0)["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no sandbox id: {}", results[0]));
+    assert_eq!(s(1)["exit_code"], 0, "{}", results[1]);
+    assert_eq!(s(2)["stdout"], "kept\n", "{}", results[2]);
+    assert_eq!(s(2)["sandbox"]["id"], id);
+    assert!(first_text(&results[3]).contains(id), "{}", results[3]);
+    assert!(
+        first_text(&results[4]).contains("created for python"),
+        "{}",
+        results[4]
+    );
+    assert_eq!(results[5]["result"]["isError"], false, "{}", results[5]);
+    assert!(
+        first_text(&results[6]).contains("neither a kept sandbox"),
+        "{}",
+        results[6]
+    );
+    assert!(s(7)["id"].is_string(), "{}", results[7]);
+    let left = containers(&format!("berth.owner={}", owner_of(&sandbox)));
+    assert!(left.is_empty(), "left {left:?}");
+}

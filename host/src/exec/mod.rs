@@ -44,6 +44,8 @@ pub struct RunServices {
     pub fork_servers: Arc<ForkServers>,
     /// Sandboxes created ahead of the runs that need them.
     pub sandbox_pools: Arc<pool::SandboxPools>,
+    /// Sandboxes agents keep across runs (`create_sandbox`).
+    pub kept_sandboxes: crate::generated::sandboxes::KeptSandboxes,
 }
 
 impl RunServices {
@@ -79,6 +81,7 @@ impl RunServices {
                 Duration::from_secs(config.fork_server_idle_secs),
             )),
             sandbox_pools: Arc::default(),
+            kept_sandboxes: Default::default(),
         }
     }
 

@@ -70,6 +70,10 @@ pub struct SandboxPlace {
     pub pool: usize,
     /// The host's warm pools.
     pub pools: Arc<SandboxPools>,
+    /// A sandbox kept across runs (`create_sandbox`) to run in instead of
+    /// a fresh one, with the lock its runs take turns on; it is left as
+    /// the run leaves it.
+    pub kept: Option<(String, Arc<tokio::sync::Mutex<()>>)>,
 }
 
 /// Which sandbox a run used.
@@ -100,6 +104,19 @@ pub async fn execute_in_sandbox(
 ) -> Result<Outcome, WitError> {
     let started = Instant::now();
     let backend = place.backend;
+    if let Some((id, turn)) = place.kept {
+        let _turn = turn.lock().await;
+        let used = SandboxUse {
+            backend: backend.name().to_string(),
+            id: id.clone(),
+            pooled: false,
+        };
+        let result = run_in_sandbox(grants, &execution, &backend, &id, sink, started, false).await;
+        return result.map(|outcome| Outcome {
+            sandbox: Some(used),
+            ..outcome
+        });
+    }
     let (id, pooled) = match place.pools.take(&backend, &place.spec, place.pool) {
         Some(id) => (id, true),
         None => {
@@ -115,7 +132,7 @@ pub async fn execute_in_sandbox(
         format!("running in sandbox {id} of backend `{}`", backend.name()),
     )
     .await;
-    let result = run_in_sandbox(grants, &execution, &backend, &id, sink, started).await;
+    let result = run_in_sandbox(grants, &execution, &backend, &id, sink, started, true).await;
     let used = SandboxUse {
         backend: backend.name().to_string(),
         id: id.clone(),
@@ -143,6 +160,7 @@ async fn run_in_sandbox(
     id: &str,
     sink: Arc<dyn CallSink>,
     started: Instant,
+    ends_sandbox: bool,
 ) -> Result<Outcome, WitError> {
     let plan = &execution.plan;
     let places = Places {
@@ -199,7 +217,13 @@ async fn run_in_sandbox(
     }
     let mut run = places.fill(&plan.run, grants)?;
     run.env.extend(execution.env.iter().cloned());
-    let out = exec(run, execution.stdin.clone(), execution.run_timeout, true).await?;
+    let out = exec(
+        run,
+        execution.stdin.clone(),
+        execution.run_timeout,
+        ends_sandbox,
+    )
+    .await?;
     Ok(finish(Phase::Run, out))
 }
 

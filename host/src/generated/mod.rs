@@ -1,8 +1,10 @@
 //! Tools the host composes on top of what plugins declare: `run_<language>`
-//! for every runner, the session tools that go with them, and the template
-//! tools when a template plugin is loaded.
+//! for every runner, the session tools that go with them, the kept-sandbox
+//! tools when a backend is loaded, and the template tools when a template
+//! plugin is loaded.
 
 pub mod run;
+pub mod sandboxes;
 pub mod sessions;
 pub mod templates;
 
@@ -15,6 +17,8 @@ pub enum ToolSource {
     Run,
     /// `list_sessions` or `stop_session`.
     Sessions,
+    /// `create_sandbox`, `list_sandboxes` or `destroy_sandbox`.
+    Sandboxes,
     /// `list_templates`, `deploy_template`, `template_status` or
     /// `stop_template`.
     Templates,

@@ -320,8 +320,28 @@ fn sandbox_place(
     info: &RunnerInfo,
     args: &RunArgs,
 ) -> Result<SandboxPlace, CallError> {
-    let backend = registry.backend(name).map_err(CallError::Plugin)?;
     let runs = &services.runs.config;
+    if let Some((kept, turn)) = services.runs.kept_sandboxes.get(name) {
+        if kept.language != info.language {
+            return Err(invalid(format!(
+                "sandbox `{name}` was created for {}, not {}",
+                kept.language, info.language
+            )));
+        }
+        return Ok(SandboxPlace {
+            backend: registry.backend(&kept.backend).map_err(CallError::Plugin)?,
+            spec: sandbox_spec(runs, &info.language, 0)?,
+            pool: 0,
+            pools: services.runs.sandbox_pools.clone(),
+            kept: Some((kept.id, turn)),
+        });
+    }
+    let backend = registry.backend(name).map_err(|err| match err {
+        WitError::NotFound(message) => CallError::Plugin(WitError::NotFound(format!(
+            "sandbox `{name}` is neither a kept sandbox (list_sandboxes) nor a {message}"
+        ))),
+        other => CallError::Plugin(other),
+    })?;
     let timeout = args.timeout_secs.unwrap_or(runs.default_timeout_secs);
     // Room for setup and build besides the run itself.
     let spec = sandbox_spec(runs, &info.language, timeout + runs.setup_timeout_secs + 60)?;
@@ -335,6 +355,7 @@ fn sandbox_place(
         spec,
         pool,
         pools: services.runs.sandbox_pools.clone(),
+        kept: None,
     })
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::Value;
 use wasmtime::component::Linker;
 
-use crate::capabilities::context::CallSink;
+use crate::capabilities::context::{CallSink, Unattended};
 use crate::capabilities::{self, HostServices, HostState};
 use crate::config::Config;
 use crate::exec::workspace;
@@ -157,10 +157,21 @@ impl PluginHost {
         Ok(())
     }
 
-    /// Stop keeping pools and remove the sandboxes in them; for a serving
-    /// berth that is about to exit.
+    /// Stop keeping pools and remove the sandboxes in them and the kept
+    /// ones; for a berth that is about to exit.
     pub async fn shutdown(&self) {
         let registry = self.registry();
+        let kept = self.services.runs.kept_sandboxes.drain();
+        let destroys = kept.into_iter().filter_map(|sandbox| {
+            let backend = registry.backend(&sandbox.backend).ok()?;
+            Some(async move {
+                let sink: Arc<dyn CallSink> = Arc::new(Unattended);
+                if let Err(err) = backend.sandbox_destroy(&sandbox.id, sink).await {
+                    tracing::warn!(sandbox = %sandbox.id, "destroying a kept sandbox failed: {err}");
+                }
+            })
+        });
+        futures::future::join_all(destroys).await;
         self.services
             .runs
             .sandbox_pools
@@ -323,6 +334,18 @@ impl PluginHost {
             ToolSource::Templates => {
                 let registry = self.registry();
                 generated::templates::call(&registry, tool, &arguments, sink).await
+            }
+            ToolSource::Sandboxes => {
+                let registry = self.registry();
+                generated::sandboxes::call(
+                    &self.services.runs.kept_sandboxes,
+                    &self.config.runs,
+                    &registry,
+                    tool,
+                    arguments,
+                    sink,
+                )
+                .await
             }
         };
         let elapsed = started.elapsed();

@@ -136,6 +136,24 @@ impl Registry {
                 }),
             }
         }
+        let first_backend = registry
+            .plugins
+            .values()
+            .find(|p| p.world == World::Backend)
+            .cloned();
+        if let Some(backend) = first_backend {
+            let sandbox_tools = generated::sandboxes::tools()
+                .into_iter()
+                .map(|t| (t, ToolSource::Sandboxes))
+                .collect();
+            match registry.check(&backend, sandbox_tools, filter) {
+                Ok(admitted) => registry.insert(admitted),
+                Err(reason) => failures.push(LoadFailure {
+                    origin: "generated:sandboxes".into(),
+                    reason,
+                }),
+            }
+        }
         let first_template = registry
             .plugins
             .values()

@@ -13,6 +13,7 @@ decide what is right; this script only performs and records.
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -77,8 +78,27 @@ async def call(client, recorder, op):
     return outcome
 
 
+def resolve(value, earlier):
+    """`value` with every string `{result[N].a.b}` replaced by that field
+    of the structured result of op N: for ids an earlier call returned."""
+    if isinstance(value, dict):
+        return {k: resolve(v, earlier) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, earlier) for v in value]
+    if isinstance(value, str):
+        match = re.fullmatch(r"\{result\[(\d+)\]\.([\w.]+)\}", value)
+        if match:
+            found = earlier[int(match.group(1))]["result"]["structuredContent"]
+            for part in match.group(2).split("."):
+                found = found[part]
+            return found
+    return value
+
+
 async def perform(client, recorder, op, earlier):
     kind = op["op"]
+    if "args" in op:
+        op = {**op, "args": resolve(op["args"], earlier)}
     if kind == "list_tools":
         result = await client.list_tools()
         return {"tools": [dump(t) for t in result.tools]}
