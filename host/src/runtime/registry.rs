@@ -101,6 +101,11 @@ fn parse_schema(
     Ok(map)
 }
 
+/// A group of generated tools: which plugin they need (the first one
+/// loaded owns them), the tools, where their calls go, and the name a
+/// load failure is reported under.
+type GeneratedSet = (fn(&Plugin) -> bool, Vec<Tool>, ToolSource, &'static str);
+
 impl Registry {
     /// Build from loaded plugins (in load order) and earlier failures.
     /// A plugin whose name or any admitted tool name is already taken is
@@ -118,56 +123,37 @@ impl Registry {
                 Err(reason) => failures.push(LoadFailure { origin, reason }),
             }
         }
-        let first_runner = registry
-            .plugins
-            .values()
-            .find(|p| p.runner.is_some())
-            .cloned();
-        if let Some(runner) = first_runner {
-            let session_tools = generated::sessions::tools()
-                .into_iter()
-                .map(|t| (t, ToolSource::Sessions))
-                .collect();
-            match registry.check(&runner, session_tools, filter) {
+        // Generated tools are served while a plugin they need is loaded,
+        // and owned by the first such plugin.
+        let generated: [GeneratedSet; 3] = [
+            (
+                |p| p.runner.is_some(),
+                generated::sessions::tools(),
+                ToolSource::Sessions,
+                "generated:sessions",
+            ),
+            (
+                |p| p.world == World::Backend,
+                generated::sandboxes::tools(),
+                ToolSource::Sandboxes,
+                "generated:sandboxes",
+            ),
+            (
+                |p| p.world == World::Template,
+                generated::templates::tools(),
+                ToolSource::Templates,
+                "generated:templates",
+            ),
+        ];
+        for (needs, tools, source, origin) in generated {
+            let Some(owner) = registry.plugins.values().find(|p| needs(p)).cloned() else {
+                continue;
+            };
+            let tools = tools.into_iter().map(|t| (t, source)).collect();
+            match registry.check(&owner, tools, filter) {
                 Ok(admitted) => registry.insert(admitted),
                 Err(reason) => failures.push(LoadFailure {
-                    origin: "generated:sessions".into(),
-                    reason,
-                }),
-            }
-        }
-        let first_backend = registry
-            .plugins
-            .values()
-            .find(|p| p.world == World::Backend)
-            .cloned();
-        if let Some(backend) = first_backend {
-            let sandbox_tools = generated::sandboxes::tools()
-                .into_iter()
-                .map(|t| (t, ToolSource::Sandboxes))
-                .collect();
-            match registry.check(&backend, sandbox_tools, filter) {
-                Ok(admitted) => registry.insert(admitted),
-                Err(reason) => failures.push(LoadFailure {
-                    origin: "generated:sandboxes".into(),
-                    reason,
-                }),
-            }
-        }
-        let first_template = registry
-            .plugins
-            .values()
-            .find(|p| p.world == World::Template)
-            .cloned();
-        if let Some(template) = first_template {
-            let template_tools = generated::templates::tools()
-                .into_iter()
-                .map(|t| (t, ToolSource::Templates))
-                .collect();
-            match registry.check(&template, template_tools, filter) {
-                Ok(admitted) => registry.insert(admitted),
-                Err(reason) => failures.push(LoadFailure {
-                    origin: "generated:templates".into(),
+                    origin: origin.into(),
                     reason,
                 }),
             }
