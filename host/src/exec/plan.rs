@@ -64,16 +64,30 @@ pub struct Execution {
 pub struct SandboxPlace {
     /// The backend.
     pub backend: Arc<Plugin>,
-    /// What to create.
-    pub spec: SandboxSpec,
-    /// Size of the warm pool to take the sandbox from (0: create one).
-    pub pool: usize,
-    /// The host's warm pools.
-    pub pools: Arc<SandboxPools>,
-    /// A sandbox kept across runs (`create_sandbox`) to run in instead of
-    /// a fresh one, with the lock its runs take turns on; it is left as
-    /// the run leaves it.
-    pub kept: Option<(String, Arc<tokio::sync::Mutex<()>>)>,
+    /// Which of its sandboxes.
+    pub sandbox: Sandbox,
+}
+
+/// The sandbox a run goes to.
+pub enum Sandbox {
+    /// One no other run has used: from the warm pool, or created now; it
+    /// is destroyed after the run.
+    Fresh {
+        /// What to create.
+        spec: SandboxSpec,
+        /// Size of the warm pool to take it from (0: create one).
+        pool: usize,
+        /// The host's warm pools.
+        pools: Arc<SandboxPools>,
+    },
+    /// One kept across runs (`create_sandbox`), with the lock its runs take
+    /// turns on; it is left as the run leaves it.
+    Kept {
+        /// Its id.
+        id: String,
+        /// Held for the length of the run.
+        turn: Arc<tokio::sync::Mutex<()>>,
+    },
 }
 
 /// Which sandbox a run used.
@@ -92,10 +106,9 @@ const SANDBOX_WORK: &str = "/work";
 const SANDBOX_ENV: &str = "/work/.berth-env";
 const SANDBOX_CACHE: &str = "/work/.berth-cache";
 
-/// Execute `execution` in a sandbox of `place` that no other run has
-/// used (from the warm pool, or created now), destroyed afterwards
-/// whatever happens. Environments are built inside the sandbox on every
-/// run: it is thrown away with it.
+/// Execute `execution` in the sandbox `place` names. A fresh one is
+/// destroyed afterwards whatever happens; environments are built inside it
+/// on every run, since it is thrown away with them.
 pub async fn execute_in_sandbox(
     grants: &Grants,
     execution: Execution,
@@ -104,42 +117,35 @@ pub async fn execute_in_sandbox(
 ) -> Result<Outcome, WitError> {
     let started = Instant::now();
     let backend = place.backend;
-    if let Some((id, turn)) = place.kept {
-        let _turn = turn.lock().await;
-        let used = SandboxUse {
-            backend: backend.name().to_string(),
-            id: id.clone(),
-            pooled: false,
-        };
-        let result = run_in_sandbox(grants, &execution, &backend, &id, sink, started, false).await;
-        return result.map(|outcome| Outcome {
-            sandbox: Some(used),
-            ..outcome
-        });
-    }
-    let (id, pooled) = match place.pools.take(&backend, &place.spec, place.pool) {
-        Some(id) => (id, true),
-        None => {
-            let id = backend
-                .sandbox_create(&place.spec, sink.clone())
-                .await
-                .map_err(|e| sandbox_error("creating a sandbox", &backend, e))?;
-            (id, false)
-        }
+    let (id, pooled, _turn, pools) = match place.sandbox {
+        Sandbox::Kept { id, turn } => (id, false, Some(turn.lock_owned().await), None),
+        Sandbox::Fresh { spec, pool, pools } => match pools.take(&backend, &spec, pool) {
+            Some(id) => (id, true, None, Some(pools)),
+            None => {
+                let id = backend
+                    .sandbox_create(&spec, sink.clone())
+                    .await
+                    .map_err(|e| sandbox_error("creating a sandbox", &backend, e))?;
+                (id, false, None, Some(pools))
+            }
+        },
     };
     sink.log(
         LogLevel::Info,
         format!("running in sandbox {id} of backend `{}`", backend.name()),
     )
     .await;
-    let result = run_in_sandbox(grants, &execution, &backend, &id, sink, started, true).await;
+    let fresh = pools.is_some();
+    let result = run_in_sandbox(grants, &execution, &backend, &id, sink, started, fresh).await;
     let used = SandboxUse {
         backend: backend.name().to_string(),
         id: id.clone(),
         pooled,
     };
-    // The caller has its result; removing the sandbox need not delay it.
-    place.pools.destroy_later(backend, id);
+    if let Some(pools) = pools {
+        // The caller has its result; removing the sandbox need not delay it.
+        pools.destroy_later(backend, id);
+    }
     result.map(|outcome| Outcome {
         sandbox: Some(used),
         ..outcome

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::capabilities::HostServices;
 use crate::capabilities::context::CallSink;
 use crate::config::RunsConfig;
-use crate::exec::plan::{self, Execution, Outcome, Phase, SandboxPlace};
+use crate::exec::plan::{self, Execution, Outcome, Phase, Sandbox, SandboxPlace};
 use crate::exec::process;
 use crate::generated::sessions;
 use crate::runtime::bindings::shared::berth::plugin::mirrord::{Target, TargetKind};
@@ -330,10 +330,7 @@ fn sandbox_place(
         }
         return Ok(SandboxPlace {
             backend: registry.backend(&kept.backend).map_err(CallError::Plugin)?,
-            spec: sandbox_spec(runs, &info.language, 0)?,
-            pool: 0,
-            pools: services.runs.sandbox_pools.clone(),
-            kept: Some((kept.id, turn)),
+            sandbox: Sandbox::Kept { id: kept.id, turn },
         });
     }
     let backend = registry.backend(name).map_err(|err| match err {
@@ -352,10 +349,11 @@ fn sandbox_place(
         .unwrap_or(0);
     Ok(SandboxPlace {
         backend,
-        spec,
-        pool,
-        pools: services.runs.sandbox_pools.clone(),
-        kept: None,
+        sandbox: Sandbox::Fresh {
+            spec,
+            pool,
+            pools: services.runs.sandbox_pools.clone(),
+        },
     })
 }
 
