@@ -135,21 +135,20 @@ impl SandboxPools {
                 let Some(pool) = all.get_mut(&key) else {
                     return;
                 };
-                pool.creating -= 1;
                 match created {
                     Ok(id) if pools.active.load(Ordering::SeqCst) => pool.ready.push_back(Entry {
                         id,
                         created: Instant::now(),
                     }),
-                    Ok(id) => {
-                        drop(all);
-                        pools.destroy_later(backend, id);
-                    }
+                    // Drained meanwhile. Counted as destroying before it stops
+                    // counting as creating, so a drain never sees neither.
+                    Ok(id) => pools.destroy_later(backend.clone(), id),
                     Err(err) => tracing::warn!(
                         backend = backend.name(),
                         "creating a pooled sandbox failed: {err}"
                     ),
                 }
+                pool.creating -= 1;
             });
         }
     }
@@ -198,8 +197,13 @@ impl SandboxPools {
             Some(async move { destroy(&plugin, &id).await })
         });
         futures::future::join_all(destroys).await;
+        // A sandbox still being created is destroyed once it exists.
+        let busy = || {
+            self.destroying.load(Ordering::SeqCst) > 0
+                || self.pools().values().any(|pool| pool.creating > 0)
+        };
         let deadline = Instant::now() + DRAIN_WAIT;
-        while self.destroying.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while busy() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
