@@ -18,6 +18,10 @@ pub const FAILED_LINE: &str = "berth: writing the sandbox files failed";
 /// and exit with [`FAILED_EXIT`] when they cannot; `None` when they would
 /// not fit in one command-line argument.
 pub fn prologue(files: &[File]) -> berth_sdk::Result<Option<String>> {
+    // Escaping only grows the contents: too large raw is too large written.
+    if files.iter().map(|f| f.contents.len()).sum::<usize>() > MAX_PROLOGUE {
+        return Ok(None);
+    }
     let script = writes(files)?;
     Ok((script.len() <= MAX_PROLOGUE).then_some(script))
 }
