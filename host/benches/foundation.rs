@@ -14,9 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth::capabilities::context::{CallSink, Unattended};
-use berth::config::Config;
-use berth::runtime::plugin_host::PluginHost;
+use berth::app::config::Config;
+use berth::app::host::PluginHost;
+use berth::contract::sink::{CallSink, Unattended};
+use berth::runtime::registry::Owner;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
@@ -54,12 +55,15 @@ fn calls(c: &mut Criterion) {
     let host = runtime
         .block_on(PluginHost::start(config(dir.path())))
         .unwrap();
-    let plugin = host
+    let Owner::Plugin(plugin) = host
         .registry()
         .tool("test_simple_text")
         .unwrap()
-        .plugin
-        .clone();
+        .owner
+        .clone()
+    else {
+        panic!("test_simple_text is served by the host, not the conformance plugin");
+    };
     let sink: Arc<dyn CallSink> = Arc::new(Unattended);
     let mut group = c.benchmark_group("call");
     group.bench_function("baseline_plugin_call_only", |b| {

@@ -12,9 +12,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::capabilities::context::{CallSink, Unattended};
-use berth::config::Config;
-use berth::runtime::plugin_host::PluginHost;
+use berth::app::config::Config;
+use berth::app::host::PluginHost;
+use berth::contract::sink::{CallSink, Unattended};
 use serde_json::{Value, json};
 
 /// Warm calls per language.

@@ -14,9 +14,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::capabilities::context::{CallSink, Unattended};
-use berth::config::Config;
-use berth::runtime::plugin_host::PluginHost;
+use berth::app::config::Config;
+use berth::app::host::PluginHost;
+use berth::contract::sink::{CallSink, Unattended};
 use serde_json::{Value, json};
 
 /// Timed runs per case.
@@ -129,7 +129,7 @@ async fn berth_runs(pool: usize) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let host = PluginHost::start(config(dir.path(), pool)).await.unwrap();
     host.keep_warm().unwrap();
-    let pools = host.services().runs.sandbox_pools.clone();
+    let pools = host.runs().sandbox_pools.clone();
     let mut samples = Vec::new();
     for _ in 0..=RUNS {
         while pool > 0 && pools.ready_count() < pool {

@@ -1,16 +1,27 @@
 //! berth: an MCP server whose tools come from WebAssembly component plugins.
 //!
-//! The host loads plugins ([`runtime`]), grants each one only the host
-//! functions its policy allows ([`capabilities`]), keeps their state
-//! ([`state`]) and serves their combined tools over MCP ([`mcp`]).
+//! The crate is layered; each layer uses only the layers listed before it
+//! (`tests/layers.rs` checks this):
+//!
+//! - [`contract`]: the WIT bindings, the call error vocabulary, the call sink.
+//! - [`sys`]: effects with no plugin types: processes, cgroups, workspaces,
+//!   fork servers, the kube and mirrord engines.
+//! - [`state`]: the embedded database.
+//! - [`capabilities`]: the host functions offered to plugins, each behind
+//!   its grant check.
+//! - [`runtime`]: engine, compile cache, loader, plugin handles, registry.
+//! - [`runs`]: executing runner plans locally, under mirrord or in sandboxes.
+//! - [`host_tools`]: the tool sets the host composes over loaded plugins.
+//! - [`app`]: the composition root: configuration, the plugin host, metrics.
+//! - [`server`] and [`cli`]: the MCP transports and the command line.
 
+pub mod app;
 pub mod capabilities;
 pub mod cli;
-pub mod config;
-pub mod exec;
-pub mod generated;
-pub mod kube;
-pub mod mcp;
-pub mod metrics;
+pub mod contract;
+pub mod host_tools;
+pub mod runs;
 pub mod runtime;
+pub mod server;
 pub mod state;
+pub mod sys;

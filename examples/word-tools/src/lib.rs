@@ -63,7 +63,9 @@ fn count_words(args: TextArgs) -> berth_sdk::Result<ToolOutput> {
     let count = words(&args.text).count() as u64;
     let total = add_to_total(count)?;
     berth_sdk::log(LogLevel::Debug, format!("counted {count} words"));
-    Ok(ToolOutput::text(format!("{count} words ({total} counted so far)")))
+    Ok(ToolOutput::text(format!(
+        "{count} words ({total} counted so far)"
+    )))
 }
 
 fn top_words(args: TopArgs) -> berth_sdk::Result<TopWords> {
@@ -71,7 +73,10 @@ fn top_words(args: TopArgs) -> berth_sdk::Result<TopWords> {
     for word in words(&args.text) {
         *counts.entry(word).or_default() += 1;
     }
-    let mut ranked: Vec<WordCount> = counts.into_iter().map(|(word, count)| WordCount { word, count }).collect();
+    let mut ranked: Vec<WordCount> = counts
+        .into_iter()
+        .map(|(word, count)| WordCount { word, count })
+        .collect();
     ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
     ranked.truncate(args.limit as usize);
     Ok(TopWords { words: ranked })
@@ -86,12 +91,18 @@ impl Plugin for WordTools {
 
     fn toolbox() -> Toolbox {
         Toolbox::new()
-            .tool(ToolSpec::new("count_words", "Count the words in a text").title("Count words"), count_words)
+            .tool(
+                ToolSpec::new("count_words", "Count the words in a text").title("Count words"),
+                count_words,
+            )
             .typed_tool(
-                ToolSpec::new("top_words", "The most frequent words of a text, most frequent first")
-                    .title("Top words")
-                    .read_only()
-                    .idempotent(),
+                ToolSpec::new(
+                    "top_words",
+                    "The most frequent words of a text, most frequent first",
+                )
+                .title("Top words")
+                .read_only()
+                .idempotent(),
                 top_words,
             )
     }

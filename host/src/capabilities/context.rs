@@ -6,57 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::HostState;
-use crate::runtime::bindings::shared::berth::plugin::context::{
+use crate::contract::bindings::shared::berth::plugin::context::{
     self as wit, ElicitAnswer, LogLevel,
 };
-use crate::runtime::bindings::types::Error as WitError;
-
-/// Where a call's logs, progress and questions go: the MCP client, the CLI,
-/// or nowhere.
-pub trait CallSink: Send + Sync {
-    /// Forward a log message; resolves once it is sent, so it arrives
-    /// before the call's result.
-    fn log(&self, level: LogLevel, message: String) -> BoxFuture<'_, ()>;
-    /// Forward progress; resolves once it is sent.
-    fn progress(&self, done: f64, total: Option<f64>, message: Option<String>)
-    -> BoxFuture<'_, ()>;
-    /// Whether the caller gave up on this call.
-    fn cancelled(&self) -> bool;
-    /// Ask the user; `schema` is the requested JSON Schema.
-    fn elicit(
-        &self,
-        message: String,
-        schema: serde_json::Value,
-    ) -> BoxFuture<'_, Result<ElicitAnswer, WitError>>;
-}
-
-/// A sink for calls nobody is listening to (load-time calls, tests): logs
-/// reach only the host log, progress is dropped, elicitation is unavailable.
-pub struct Unattended;
-
-impl CallSink for Unattended {
-    fn log(&self, _: LogLevel, _: String) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn progress(&self, _: f64, _: Option<f64>, _: Option<String>) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn cancelled(&self) -> bool {
-        false
-    }
-    fn elicit(
-        &self,
-        _: String,
-        _: serde_json::Value,
-    ) -> BoxFuture<'_, Result<ElicitAnswer, WitError>> {
-        Box::pin(async { Err(WitError::Unavailable("no client is attached to ask".into())) })
-    }
-}
+use crate::contract::bindings::types::Error as WitError;
 
 /// Write a plugin log message to the host log at the matching level.
 pub fn log_to_host(plugin: &str, level: LogLevel, message: &str) {

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use super::grants::KubeAccess;
 use super::{Caller, HostServices, HostState};
-use crate::kube::actions::{self, Kind, LogFilter, Placed, PodCommand, Until};
-use crate::kube::{Cluster, manifest, names};
-use crate::runtime::bindings::shared::berth::plugin::kube::{
+use crate::contract::bindings::shared::berth::plugin::kube::{
     self as wit, LogOptions, ObjectRef, Propagation, Scope, WaitUntil,
 };
-use crate::runtime::bindings::types::{Error as WitError, ProcessOutput};
+use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
+use crate::sys::kube::actions::{self, Kind, LogFilter, Placed, PodCommand, Until};
+use crate::sys::kube::{Cluster, manifest, names};
 
 /// Default time limit of `exec`.
 const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);

@@ -7,6 +7,7 @@ pub mod context;
 pub mod grants;
 pub mod http;
 pub mod kube;
+pub mod limiter;
 pub mod mirrord;
 pub mod process;
 pub mod state;
@@ -17,12 +18,12 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::config::ProcessConfig;
-use crate::runtime::bindings::types::Error as WitError;
-use crate::runtime::limits::CallLimiter;
+use crate::contract::bindings::types::Error as WitError;
+use crate::contract::sink::CallSink;
 use crate::state::Database;
-use context::CallSink;
+use crate::sys::process::ProcessConfig;
 use grants::Grants;
+use limiter::CallLimiter;
 
 /// Host-wide services the capabilities use, shared by every store.
 pub struct HostServices {
@@ -34,23 +35,19 @@ pub struct HostServices {
     pub workspace_root: std::path::PathBuf,
     /// Bounds processes running at once across all plugins.
     pub process_slots: tokio::sync::Semaphore,
-    /// Snippet runs: environments, caches, limits.
-    pub runs: crate::exec::RunServices,
     /// This deployment's id (see `context.instance`).
     pub instance: String,
     /// Kubernetes clusters and port-forwards.
-    pub kube: crate::kube::Clusters,
+    pub kube: crate::sys::kube::Clusters,
 }
 
 impl HostServices {
-    /// Services over `db`, with workspaces under `workspace_root` and
-    /// runner environments as `runs` configures.
+    /// Services over `db`, with workspaces under `workspace_root`.
     pub fn new(
         db: Database,
         process: ProcessConfig,
         workspace_root: std::path::PathBuf,
-        runs: crate::exec::RunServices,
-        kube: crate::config::KubeConfig,
+        kube: crate::sys::kube::config::KubeConfig,
     ) -> Self {
         let slots = process.max_concurrent.max(1);
         let instance = instance_id(&workspace_root);
@@ -60,8 +57,7 @@ impl HostServices {
             workspace_root,
             process_slots: tokio::sync::Semaphore::new(slots),
             instance,
-            runs,
-            kube: crate::kube::Clusters::new(kube),
+            kube: crate::sys::kube::Clusters::new(kube),
         }
     }
 }

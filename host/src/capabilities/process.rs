@@ -7,10 +7,10 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{Caller, HostServices, HostState};
-use crate::exec::process::{self as exec, ProcessSpec};
-use crate::exec::workspace::Workspace;
-use crate::runtime::bindings::shared::berth::plugin::process::{self as wit, RunRequest};
-use crate::runtime::bindings::types::{Error as WitError, ProcessOutput};
+use crate::contract::bindings::shared::berth::plugin::process::{self as wit, RunRequest};
+use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
+use crate::sys::process::{self as exec, ProcessSpec};
+use crate::sys::workspace::Workspace;
 
 /// Largest total size of files a request may write, bytes.
 const MAX_FILES_BYTES: usize = 64 << 20;
@@ -64,7 +64,7 @@ pub fn prepare(services: &HostServices, request: RunRequest) -> Result<Prepared,
     for file in &request.files {
         workspace
             .write(&file.path, &file.contents, file.executable)
-            .map_err(|e| match e.downcast::<crate::exec::workspace::BadPath>() {
+            .map_err(|e| match e.downcast::<crate::sys::workspace::BadPath>() {
                 Ok(bad) => WitError::InvalidInput(bad.to_string()),
                 Err(other) => WitError::Failed(format!("{other:#}")),
             })?;
@@ -175,9 +175,9 @@ mod tests {
 
     use super::*;
     use crate::capabilities::grants::Grants;
-    use crate::config::ProcessConfig;
-    use crate::runtime::bindings::types::{Command, File};
+    use crate::contract::bindings::types::{Command, File};
     use crate::state::Database;
+    use crate::sys::process::ProcessConfig;
 
     fn setup(programs: &[&str]) -> (Caller, HostServices, tempfile::TempDir) {
         let root = tempfile::tempdir().unwrap();
@@ -194,7 +194,6 @@ mod tests {
             Database::in_memory().unwrap(),
             ProcessConfig::default(),
             root.path().join("work"),
-            crate::exec::RunServices::new(root.path(), &Default::default()),
             Default::default(),
         );
         (caller, services, root)

@@ -3,8 +3,8 @@
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{Caller, HostState};
-use crate::runtime::bindings::shared::berth::plugin::state as wit;
-use crate::runtime::bindings::types::Error as WitError;
+use crate::contract::bindings::shared::berth::plugin::state as wit;
+use crate::contract::bindings::types::Error as WitError;
 use crate::state::{Database, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 fn check(caller: &Caller, key: &str) -> Result<(), WitError> {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::capabilities::context::CallSink;
-use crate::mcp::convert;
-use crate::runtime::bindings::shared::berth::plugin::context::{ElicitAnswer, LogLevel};
-use crate::runtime::bindings::types::Error as WitError;
-use crate::runtime::plugin_host::{PluginHost, ToolCallError};
+use crate::app::host::{PluginHost, ToolCallError};
+use crate::contract::bindings::shared::berth::plugin::context::{ElicitAnswer, LogLevel};
+use crate::contract::bindings::types::Error as WitError;
+use crate::contract::sink::CallSink;
+use crate::server::convert;
 
 /// Logs and progress to the terminal; questions answered on stdin.
 struct TerminalCall {

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::config::Config;
+use crate::app::config::Config;
+use crate::app::host::PluginHost;
 use crate::runtime::loader::Source;
 use crate::runtime::plugin::{Origin, Plugin};
-use crate::runtime::plugin_host::PluginHost;
 
 fn plugin_json(plugin: &Plugin) -> serde_json::Value {
     json!({
@@ -63,7 +63,7 @@ pub fn list_tools(host: &PluginHost, json: bool) -> anyhow::Result<()> {
             .map(|t| {
                 json!({
                     "name": t.tool.name,
-                    "plugin": t.plugin.name(),
+                    "plugin": t.owner.name(),
                     "description": t.tool.description,
                     "inputSchema": *t.input_schema,
                 })
@@ -77,7 +77,7 @@ pub fn list_tools(host: &PluginHost, json: bool) -> anyhow::Result<()> {
         println!(
             "{:<32} {:<20} {first_line}",
             tool.tool.name,
-            tool.plugin.name()
+            tool.owner.name()
         );
     }
     Ok(())

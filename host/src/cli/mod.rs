@@ -10,9 +10,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
-use crate::mcp::transport;
-use crate::runtime::plugin_host::PluginHost;
+use crate::app::config::Config;
+use crate::app::host::PluginHost;
+use crate::server::transport;
 
 /// berth: an MCP server whose tools come from WebAssembly plugins.
 #[derive(Debug, Parser)]

@@ -1,191 +1,47 @@
-//! Per-call limits and the errors a call ends with when it breaks one.
+//! `[limits]` and `[plugin_limits.NAME]`: what one plugin call may use.
 
-use wasmtime::ResourceLimiter;
+use serde::Deserialize;
 
-use crate::runtime::bindings::types::Error as WitError;
-
-/// Memory and instance limits of one store; remembers whether the plugin
-/// hit its memory limit, so the failure can be reported as such.
-pub struct CallLimiter {
-    memory_bytes: usize,
-    /// Set when a memory grow was refused.
-    pub memory_exceeded: bool,
+/// Limits applied to each plugin call.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Linear memory per instance, MiB.
+    pub memory_mib: u32,
+    /// CPU time a call may spend executing wasm, milliseconds.
+    pub cpu_ms: u64,
+    /// Wall-clock time a call may take, including host functions, ms.
+    pub timeout_ms: u64,
+    /// Calls of one plugin that may run at once; more wait their turn.
+    pub max_concurrent: u32,
+    /// Largest tool output a plugin may return, bytes.
+    pub max_output_bytes: u64,
 }
 
-impl CallLimiter {
-    /// At most `memory_bytes` of linear memory.
-    pub fn new(memory_bytes: usize) -> Self {
+impl Default for LimitsConfig {
+    fn default() -> Self {
         Self {
-            memory_bytes,
-            memory_exceeded: false,
+            memory_mib: 128,
+            cpu_ms: 10_000,
+            timeout_ms: 120_000,
+            max_concurrent: 16,
+            max_output_bytes: 4 << 20,
         }
     }
 }
 
-impl ResourceLimiter for CallLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.memory_exceeded = true;
-            // Trap instead of returning -1: the guest cannot recover anyway
-            // and a trap ends the call at once.
-            wasmtime::bail!(
-                "plugin memory limit of {} MiB reached",
-                self.memory_bytes >> 20
-            );
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-
-    fn instances(&self) -> usize {
-        64
-    }
-
-    fn tables(&self) -> usize {
-        64
-    }
-
-    fn memories(&self) -> usize {
-        8
-    }
-}
-
-/// How a plugin call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The plugin returned an expected error.
-    #[error("{}", plugin_error_message(.0))]
-    Plugin(WitError),
-    /// The call ran past its wall-clock limit.
-    #[error("plugin `{plugin}` did not finish within {limit_ms} ms and was stopped")]
-    Timeout {
-        /// Plugin.
-        plugin: String,
-        /// The limit.
-        limit_ms: u64,
-    },
-    /// The call spent more CPU time in wasm than allowed.
-    #[error("plugin `{plugin}` used more than its CPU limit of {limit_ms} ms and was stopped")]
-    CpuLimit {
-        /// Plugin.
-        plugin: String,
-        /// The limit.
-        limit_ms: u64,
-    },
-    /// The call tried to use more memory than allowed.
-    #[error("plugin `{plugin}` exceeded its memory limit of {limit_mib} MiB and was stopped")]
-    MemoryLimit {
-        /// Plugin.
-        plugin: String,
-        /// The limit.
-        limit_mib: u32,
-    },
-    /// The plugin trapped (a panic, an abort, an invalid operation).
-    #[error("plugin `{plugin}` crashed: {reason}")]
-    Crashed {
-        /// Plugin.
-        plugin: String,
-        /// The trap, as wasmtime describes it.
-        reason: String,
-    },
-    /// The plugin returned more output than allowed.
-    #[error(
-        "plugin `{plugin}` returned {size} bytes of output, more than its limit of {limit} bytes"
-    )]
-    OutputTooLarge {
-        /// Plugin.
-        plugin: String,
-        /// What it returned.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// The host could not run the call (instantiation, pool exhausted, ...).
-    #[error("plugin `{plugin}` could not be run: {reason}")]
-    Host {
-        /// Plugin.
-        plugin: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-fn plugin_error_message(err: &WitError) -> String {
-    let (kind, message) = describe_wit_error(err);
-    format!("{kind}: {message}")
-}
-
-/// A WIT error's category name and message.
-pub fn describe_wit_error(err: &WitError) -> (&'static str, &str) {
-    match err {
-        WitError::InvalidInput(m) => ("invalid-input", m),
-        WitError::NotFound(m) => ("not-found", m),
-        WitError::Denied(m) => ("denied", m),
-        WitError::Timeout(m) => ("timeout", m),
-        WitError::Unavailable(m) => ("unavailable", m),
-        WitError::Failed(m) => ("failed", m),
-    }
-}
-
-impl CallError {
-    /// A short category for clients, metrics and the audit log.
-    pub fn category(&self) -> &'static str {
-        match self {
-            CallError::Plugin(err) => describe_wit_error(err).0,
-            CallError::Timeout { .. } => "timeout",
-            CallError::CpuLimit { .. } => "cpu-limit",
-            CallError::MemoryLimit { .. } => "memory-limit",
-            CallError::Crashed { .. } => "crashed",
-            CallError::OutputTooLarge { .. } => "output-too-large",
-            CallError::Host { .. } => "host-error",
-        }
-    }
-
-    /// What the caller could do about it.
-    pub fn hint(&self) -> &'static str {
-        match self {
-            CallError::Plugin(WitError::InvalidInput(_)) => {
-                "Fix the named argument and call again."
-            }
-            CallError::Plugin(WitError::NotFound(_)) => "Check the name; list what exists first.",
-            CallError::Plugin(WitError::Denied(_)) => {
-                "The operator must grant this capability in berth.toml; retrying will not help."
-            }
-            CallError::Plugin(WitError::Timeout(_)) | CallError::Timeout { .. } => {
-                "Retry with less work, or ask the operator to raise the plugin's timeout_ms."
-            }
-            CallError::Plugin(WitError::Unavailable(_)) => {
-                "A system the tool needs is missing; install or start it."
-            }
-            CallError::Plugin(WitError::Failed(_)) => {
-                "Read the message; retrying may help if the cause was transient."
-            }
-            CallError::CpuLimit { .. } => {
-                "The plugin ran too long; retry with less work or raise cpu_ms."
-            }
-            CallError::MemoryLimit { .. } => {
-                "The plugin needed too much memory; retry with less data or raise memory_mib."
-            }
-            CallError::Crashed { .. } => {
-                "The plugin has a bug; report it to its authors. Other tools are unaffected."
-            }
-            CallError::OutputTooLarge { .. } => {
-                "Ask for less output, or raise the plugin's max_output_bytes."
-            }
-            CallError::Host { .. } => "Check berth's log on stderr for the cause.",
-        }
-    }
+/// Per-plugin overrides of [`LimitsConfig`]; absent fields keep the default.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOverride {
+    /// See [`LimitsConfig::memory_mib`].
+    pub memory_mib: Option<u32>,
+    /// See [`LimitsConfig::cpu_ms`].
+    pub cpu_ms: Option<u64>,
+    /// See [`LimitsConfig::timeout_ms`].
+    pub timeout_ms: Option<u64>,
+    /// See [`LimitsConfig::max_concurrent`].
+    pub max_concurrent: Option<u32>,
+    /// See [`LimitsConfig::max_output_bytes`].
+    pub max_output_bytes: Option<u64>,
 }

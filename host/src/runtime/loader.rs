@@ -11,12 +11,30 @@ use wasmtime::component::Linker;
 
 use crate::capabilities::grants::{Grants, Policy};
 use crate::capabilities::{HostServices, HostState};
-use crate::config::Config;
 use crate::runtime::bundled::BUNDLED;
 use crate::runtime::engine::Compiler;
+use crate::runtime::limits::LimitsConfig;
 use crate::runtime::manifest::Manifest;
 use crate::runtime::plugin::{Origin, Plugin, PluginParts};
 use crate::runtime::registry::LoadFailure;
+
+/// What the loader needs to know of berth's configuration: where plugins
+/// come from, and each one's policy, limits and settings.
+pub trait PluginSettings: Sync {
+    /// Whether the plugins compiled into the binary load.
+    fn bundled(&self) -> bool;
+    /// Directories to load more plugins from.
+    fn plugin_dirs(&self) -> &[PathBuf];
+    /// Whether the configuration has a policy of `plugin`'s own (a bundled
+    /// plugin without one gets what its manifest requests).
+    fn names_policy(&self, plugin: &str) -> bool;
+    /// What `plugin` may do.
+    fn policy_for(&self, plugin: &str) -> Policy;
+    /// What one call of `plugin` may use.
+    fn limits_for(&self, plugin: &str) -> LimitsConfig;
+    /// `plugin`'s settings, as a JSON object string.
+    fn plugin_config_json(&self, plugin: &str) -> String;
+}
 
 /// A plugin's files, before anything is checked.
 pub struct Source {
@@ -106,14 +124,14 @@ pub fn directory_sources(dir: &Path) -> (Vec<Source>, Vec<LoadFailure>) {
 }
 
 /// Every source the config names, bundled first.
-pub fn all_sources(config: &Config) -> (Vec<Source>, Vec<LoadFailure>) {
-    let mut sources = if config.bundled_plugins {
+pub fn all_sources(config: &dyn PluginSettings) -> (Vec<Source>, Vec<LoadFailure>) {
+    let mut sources = if config.bundled() {
         bundled_sources()
     } else {
         Vec::new()
     };
     let mut failures = Vec::new();
-    for dir in &config.plugin_dirs {
+    for dir in config.plugin_dirs() {
         let (more, failed) = directory_sources(dir);
         sources.extend(more);
         failures.extend(failed);
@@ -134,7 +152,7 @@ pub struct LoadStats {
 /// order) and what did not, each with its reason.
 pub async fn load(
     sources: Vec<Source>,
-    config: &Config,
+    config: &dyn PluginSettings,
     compiler: &Compiler,
     linker: &Linker<HostState>,
     services: &Arc<HostServices>,
@@ -168,7 +186,7 @@ pub async fn load(
 
 async fn load_one(
     source: Source,
-    config: &Config,
+    config: &dyn PluginSettings,
     compiler: &Compiler,
     linker: &Linker<HostState>,
     services: &Arc<HostServices>,
@@ -183,7 +201,7 @@ async fn load_one(
     // A bundled plugin ships with berth and was reviewed with it: what it
     // requests is its default policy, until berth.toml names it.
     let policy = match &source.origin {
-        Origin::Bundled if !config.policy.contains_key(&manifest.name) => config
+        Origin::Bundled if !config.names_policy(&manifest.name) => config
             .policy_for(&manifest.name)
             .union(&Policy::from(&manifest.capabilities)),
         _ => config.policy_for(&manifest.name),

@@ -7,20 +7,22 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-use crate::capabilities::context::{CallSink, Unattended};
 use crate::capabilities::grants::Grants;
 use crate::capabilities::{Caller, HostServices, HostState};
-use crate::config::LimitsConfig;
-use crate::runtime::bindings::shared::berth::plugin::runner_types::{RunPlan, RunnerInfo, Snippet};
-use crate::runtime::bindings::shared::berth::plugin::workload_types::{
+use crate::contract::bindings::shared::berth::plugin::runner_types::{
+    RunPlan, RunnerInfo, Snippet,
+};
+use crate::contract::bindings::shared::berth::plugin::workload_types::{
     ExecRequest, SandboxSpec, TemplateInfo, Workload, WorkloadStatus,
 };
-use crate::runtime::bindings::types::{
+use crate::contract::bindings::types::{
     Content, Error as WitError, ProcessOutput, ResourceBody, Tool, ToolOutput,
 };
-use crate::runtime::bindings::{backend, runner, template, tools};
+use crate::contract::bindings::{backend, runner, template, tools};
+use crate::contract::error::CallError;
+use crate::contract::sink::{CallSink, Unattended};
 use crate::runtime::engine::EPOCH_TICK;
-use crate::runtime::limits::CallError;
+use crate::runtime::limits::LimitsConfig;
 use crate::runtime::manifest::Manifest;
 use crate::runtime::world::{self, World};
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::ToolFilter;
-use crate::generated::{self, ToolSource};
-use crate::runtime::bindings::types::{Error as WitError, Tool};
+use crate::contract::bindings::types::{Error as WitError, Tool};
+use crate::runtime::filter::ToolFilter;
+use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::plugin::Plugin;
 use crate::runtime::world::World;
 
@@ -21,14 +21,31 @@ pub struct LoadFailure {
     pub reason: String,
 }
 
+/// Who serves a tool.
+#[derive(Clone)]
+pub enum Owner {
+    /// A plugin, through its own `call-tool`.
+    Plugin(Arc<Plugin>),
+    /// A tool set of the host.
+    Host(Arc<dyn HostToolSet>),
+}
+
+impl Owner {
+    /// The plugin's name, or `host:SET`.
+    pub fn name(&self) -> String {
+        match self {
+            Owner::Plugin(plugin) => plugin.name().to_string(),
+            Owner::Host(set) => format!("host:{}", set.name()),
+        }
+    }
+}
+
 /// A tool ready to serve.
 pub struct RegisteredTool {
-    /// The plugin that serves it.
-    pub plugin: Arc<Plugin>,
-    /// The tool as the plugin declared it, or as the host generated it.
+    /// Who serves it.
+    pub owner: Owner,
+    /// The tool as its owner declared it.
     pub tool: Tool,
-    /// Where its calls go.
-    pub source: ToolSource,
     /// Its parsed input schema.
     pub input_schema: Arc<serde_json::Map<String, Value>>,
     /// Its parsed output schema, if any.
@@ -101,19 +118,16 @@ fn parse_schema(
     Ok(map)
 }
 
-/// A group of generated tools: which plugin they need (the first one
-/// loaded owns them), the tools, where their calls go, and the name a
-/// load failure is reported under.
-type GeneratedSet = (fn(&Plugin) -> bool, Vec<Tool>, ToolSource, &'static str);
-
 impl Registry {
-    /// Build from loaded plugins (in load order) and earlier failures.
-    /// A plugin whose name or any admitted tool name is already taken is
-    /// refused whole, naming both owners.
+    /// Build from loaded plugins (in load order), earlier failures and the
+    /// host's tool sets. A plugin whose name or any admitted tool name is
+    /// already taken is refused whole, naming both owners; a host tool
+    /// that collides is left out and reported under its set.
     pub fn build(
         plugins: Vec<Plugin>,
         mut failures: Vec<LoadFailure>,
         filter: &ToolFilter,
+        host_sets: &[Arc<dyn HostToolSet>],
     ) -> Registry {
         let mut registry = Registry::default();
         for plugin in plugins {
@@ -123,39 +137,17 @@ impl Registry {
                 Err(reason) => failures.push(LoadFailure { origin, reason }),
             }
         }
-        // Generated tools are served while a plugin they need is loaded,
-        // and owned by the first such plugin.
-        let generated: [GeneratedSet; 3] = [
-            (
-                |p| p.runner.is_some(),
-                generated::sessions::tools(),
-                ToolSource::Sessions,
-                "generated:sessions",
-            ),
-            (
-                |p| p.world == World::Backend,
-                generated::sandboxes::tools(),
-                ToolSource::Sandboxes,
-                "generated:sandboxes",
-            ),
-            (
-                |p| p.world == World::Template,
-                generated::templates::tools(),
-                ToolSource::Templates,
-                "generated:templates",
-            ),
-        ];
-        for (needs, tools, source, origin) in generated {
-            let Some(owner) = registry.plugins.values().find(|p| needs(p)).cloned() else {
-                continue;
-            };
-            let tools = tools.into_iter().map(|t| (t, source)).collect();
-            match registry.check(&owner, tools, filter) {
-                Ok(admitted) => registry.insert(admitted),
-                Err(reason) => failures.push(LoadFailure {
-                    origin: origin.into(),
-                    reason,
-                }),
+        let loaded: Vec<Arc<Plugin>> = registry.plugins.values().cloned().collect();
+        for set in host_sets {
+            let owner = Owner::Host(set.clone());
+            for tool in set.tools(&loaded) {
+                match registry.check(&owner, vec![tool], filter) {
+                    Ok(admitted) => registry.insert(admitted),
+                    Err(reason) => failures.push(LoadFailure {
+                        origin: owner.name(),
+                        reason,
+                    }),
+                }
             }
         }
         registry.failures = failures;
@@ -177,31 +169,24 @@ impl Registry {
             ));
         }
         let plugin = Arc::new(plugin);
-        let mut declared: Vec<(Tool, ToolSource)> = plugin
-            .tools
-            .iter()
-            .map(|t| (t.clone(), ToolSource::Plugin))
-            .collect();
-        if let Some(info) = &plugin.runner {
-            declared.push((generated::run::tool(info), ToolSource::Run));
-        }
-        let admitted = self.check(&plugin, declared, filter)?;
+        let owner = Owner::Plugin(plugin.clone());
+        let admitted = self.check(&owner, plugin.tools.clone(), filter)?;
         self.insert(admitted);
         self.plugins.insert(name, plugin);
         Ok(())
     }
 
-    /// Check `declared` tools of `plugin`: valid names, no collisions,
+    /// Check `declared` tools of `owner`: valid names, no collisions,
     /// object schemas; filtered tools are left out.
     fn check(
         &self,
-        plugin: &Arc<Plugin>,
-        declared: Vec<(Tool, ToolSource)>,
+        owner: &Owner,
+        declared: Vec<Tool>,
         filter: &ToolFilter,
     ) -> Result<Vec<RegisteredTool>, String> {
-        let name = plugin.name();
+        let name = owner.name();
         let mut admitted = Vec::new();
-        for (tool, source) in declared {
+        for tool in declared {
             if !is_valid_tool_name(&tool.name) {
                 return Err(format!(
                     "plugin `{name}` declares tool `{}`: names must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'",
@@ -211,11 +196,11 @@ impl Registry {
             if !filter.admits(&tool.name) {
                 continue;
             }
-            if let Some(owner) = self.tools.get(&tool.name) {
+            if let Some(existing) = self.tools.get(&tool.name) {
                 return Err(format!(
                     "plugin `{name}` declares tool `{}`, which plugin `{}` already provides; rename one or hide one with [tools] deny in berth.toml",
                     tool.name,
-                    owner.plugin.name()
+                    existing.owner.name()
                 ));
             }
             if admitted
@@ -236,9 +221,8 @@ impl Registry {
             let validator = jsonschema::validator_for(&Value::Object(input.clone()))
                 .map_err(|e| format!("tool `{}` has an invalid input schema: {e}", tool.name))?;
             admitted.push(RegisteredTool {
-                plugin: plugin.clone(),
+                owner: owner.clone(),
                 tool,
-                source,
                 input_schema: Arc::new(input),
                 output_schema: output.map(Arc::new),
                 validator,

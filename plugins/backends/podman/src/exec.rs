@@ -94,7 +94,12 @@ fn exec(
     args.push(command.program);
     args.extend(command.args);
     // A non-zero exit is the command's own result, not an error.
-    process::run_with(Command::new("podman").args(args), Vec::new(), stdin, timeout_ms)
+    process::run_with(
+        Command::new("podman").args(args),
+        Vec::new(),
+        stdin,
+        timeout_ms,
+    )
 }
 
 /// Hand the command to the sandbox's main process through `podman

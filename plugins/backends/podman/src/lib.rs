@@ -15,8 +15,8 @@ mod payload;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_sdk::{
-    Backend, Command, Error, ExecRequest, File, HealthCheck, Mount, Plugin, Port, ProcessOutput, Resources,
-    SandboxSpec, ToolOutput, ToolSpec, Toolbox, Workload, WorkloadStatus, process,
+    Backend, Command, Error, ExecRequest, File, HealthCheck, Mount, Plugin, Port, ProcessOutput,
+    Resources, SandboxSpec, ToolOutput, ToolSpec, Toolbox, Workload, WorkloadStatus, process,
 };
 use checks::Settings;
 use schemars::JsonSchema;

@@ -1,0 +1,380 @@
+//! The plugin host: engine, linker, services and the current registry, with
+//! reload and validated tool calls. Transports (MCP, CLI) sit on top.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::Value;
+use wasmtime::component::Linker;
+
+use crate::app::config::Config;
+use crate::app::metrics::Metrics;
+use crate::capabilities::{self, HostServices, HostState};
+use crate::contract::bindings::types::Error as WitError;
+use crate::contract::bindings::types::ToolOutput;
+use crate::contract::error::CallError;
+use crate::contract::sink::{CallSink, Unattended};
+use crate::host_tools::run::RunTools;
+use crate::host_tools::sandboxes::SandboxTools;
+use crate::host_tools::sessions::SessionTools;
+use crate::host_tools::templates::TemplateTools;
+use crate::runs::RunServices;
+use crate::runs::sessions;
+use crate::runtime::engine::{self, Compiler};
+use crate::runtime::host_tool::HostToolSet;
+use crate::runtime::loader::{self, LoadStats};
+use crate::runtime::plugin::Plugin;
+use crate::runtime::registry::{LoadFailure, Owner, Registry};
+use crate::runtime::world::World;
+use crate::state::{AuditEntry, Database};
+use crate::sys::workspace;
+
+/// How often backends are asked to reap what outlived its TTL.
+const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why a tool call did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolCallError {
+    /// No served tool has this name.
+    #[error("unknown tool `{0}`; list the available tools with tools/list")]
+    UnknownTool(String),
+    /// The arguments do not satisfy the tool's input schema.
+    #[error("arguments of `{tool}` do not match its input schema: {problems}")]
+    InvalidArguments {
+        /// The tool.
+        tool: String,
+        /// Every violation, with its JSON path.
+        problems: String,
+    },
+    /// The plugin call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadOutcome {
+    /// Whether the set of tools (names or schemas) changed.
+    pub tools_changed: bool,
+    /// Plugins loaded.
+    pub plugins: usize,
+    /// Plugins or sources that failed.
+    pub failures: usize,
+    /// Compile-cache statistics.
+    pub stats: LoadStats,
+}
+
+/// The running plugin host.
+pub struct PluginHost {
+    config: Config,
+    compiler: Compiler,
+    linker: Linker<HostState>,
+    services: Arc<HostServices>,
+    runs: Arc<RunServices>,
+    host_tools: Vec<Arc<dyn HostToolSet>>,
+    registry: RwLock<Arc<Registry>>,
+    generation: tokio::sync::watch::Sender<u64>,
+    reload_lock: tokio::sync::Mutex<()>,
+    metrics: Metrics,
+}
+
+impl PluginHost {
+    /// Open the database, sweep leftovers, build the engine and load every
+    /// plugin the config names.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        let db = Database::open(&config.database_path())?;
+        Self::start_with_db(config, db).await
+    }
+
+    /// Like [`PluginHost::start`], with a given database.
+    pub async fn start_with_db(config: Config, db: Database) -> anyhow::Result<Arc<Self>> {
+        let engine = engine::build()?;
+        let compiler = Compiler::new(engine.clone(), Some(config.cache_dir()));
+        let mut linker = Linker::new(&engine);
+        capabilities::add_to_linker(&mut linker).context("linking host functions")?;
+        let workspace_root = config.data_dir.join("work");
+        let swept = workspace::sweep(&workspace_root);
+        if swept > 0 {
+            tracing::info!(swept, "removed workspaces left by an earlier run");
+        }
+        let runs = Arc::new(RunServices::new(&config.data_dir, &config.runs));
+        let expired = sessions::sweep(&runs);
+        if expired > 0 {
+            tracing::info!(expired, "removed idle run sessions");
+        }
+        let services = Arc::new(HostServices::new(
+            db,
+            config.process.clone(),
+            workspace_root,
+            config.kube.clone(),
+        ));
+        let host_tools: Vec<Arc<dyn HostToolSet>> = vec![
+            Arc::new(RunTools::new(services.clone(), runs.clone())),
+            Arc::new(SessionTools::new(runs.clone())),
+            Arc::new(SandboxTools::new(
+                runs.kept_sandboxes.clone(),
+                config.runs.clone(),
+            )),
+            Arc::new(TemplateTools),
+        ];
+        let host = Arc::new(Self {
+            config,
+            compiler,
+            linker,
+            services,
+            runs,
+            host_tools,
+            registry: RwLock::new(Arc::new(Registry::default())),
+            generation: tokio::sync::watch::channel(0).0,
+            reload_lock: tokio::sync::Mutex::new(()),
+            metrics: Metrics::default(),
+        });
+        host.reload().await;
+        // No run of this host is in flight yet: every sandbox a backend
+        // holds is an orphan of an earlier run.
+        host.reap(true).await;
+        let weak = Arc::downgrade(&host);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(host) = weak.upgrade() else { break };
+                host.reap(false).await;
+                host.runs.fork_servers.sweep();
+                let registry = host.registry();
+                host.runs
+                    .sandbox_pools
+                    .refresh(|name| registry.backend(name).ok());
+            }
+        });
+        Ok(host)
+    }
+
+    /// Keep warm what makes repeat calls fast, from now until
+    /// [`PluginHost::shutdown`]: runners' fork servers, and the sandbox
+    /// pools `[runs.sandbox_images.*] pool` asks for. Only a serving berth
+    /// does: a one-off call would start servers and sandboxes nobody uses.
+    pub fn keep_warm(&self) -> anyhow::Result<()> {
+        self.runs.fork_servers.activate();
+        let pools = &self.runs.sandbox_pools;
+        pools.activate();
+        let registry = self.registry();
+        for (language, image) in &self.config.runs.sandbox_images {
+            for (name, size) in &image.pool {
+                let backend = registry
+                    .backend(name)
+                    .map_err(|e| anyhow::anyhow!("the warm pool for {language}: {e}"))?;
+                let spec = self
+                    .config
+                    .runs
+                    .sandbox_spec(language, 0)
+                    .map_err(|e| anyhow::anyhow!("the warm pool for {language}: {e}"))?;
+                pools.fill(&backend, &spec, *size);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop keeping pools and remove the sandboxes in them and the kept
+    /// ones; for a berth that is about to exit.
+    pub async fn shutdown(&self) {
+        let registry = self.registry();
+        let kept = self.runs.kept_sandboxes.drain();
+        let destroys = kept.into_iter().filter_map(|sandbox| {
+            let backend = registry.backend(&sandbox.backend).ok()?;
+            Some(async move {
+                let sink: Arc<dyn CallSink> = Arc::new(Unattended);
+                if let Err(err) = backend.sandbox_destroy(&sandbox.id, sink).await {
+                    tracing::warn!(sandbox = %sandbox.id, "destroying a kept sandbox failed: {err}");
+                }
+            })
+        });
+        futures::future::join_all(destroys).await;
+        self.runs
+            .sandbox_pools
+            .drain(|name| registry.backend(name).ok())
+            .await;
+    }
+
+    /// Ask every backend to remove what outlived its TTL (and, with
+    /// `all_sandboxes`, every sandbox).
+    pub async fn reap(&self, all_sandboxes: bool) {
+        let registry = self.registry();
+        // Backends answer independently; one slow platform (an unreachable
+        // cluster) must not hold up the others.
+        let reaps = registry
+            .plugins()
+            .filter(|p| p.world == World::Backend)
+            .map(|backend| async move { (backend, backend.reap(all_sandboxes).await) });
+        for (backend, outcome) in futures::future::join_all(reaps).await {
+            match outcome {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(
+                    backend = backend.name(),
+                    removed,
+                    "reaped expired sandboxes and workloads"
+                ),
+                Err(CallError::Plugin(WitError::Unavailable(_))) => {}
+                Err(err) => tracing::warn!(backend = backend.name(), "reaping failed: {err}"),
+            }
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Call metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Shared services (database, process caps).
+    pub fn services(&self) -> &Arc<HostServices> {
+        &self.services
+    }
+
+    /// What snippet runs share: environments, fork servers, pools, kept
+    /// sandboxes and sessions.
+    pub fn runs(&self) -> &Arc<RunServices> {
+        &self.runs
+    }
+
+    /// A receiver that changes whenever a reload changes the tool set.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Load every plugin again and swap the registry. Calls already running
+    /// finish on the plugins they started with.
+    pub async fn reload(&self) -> ReloadOutcome {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let started = Instant::now();
+        let (sources, mut failures) = loader::all_sources(&self.config);
+        let (plugins, load_failures, stats) = loader::load(
+            sources,
+            &self.config,
+            &self.compiler,
+            &self.linker,
+            &self.services,
+        )
+        .await;
+        failures.extend(load_failures);
+        let registry = Registry::build(plugins, failures, &self.config.tools, &self.host_tools);
+        for failure in registry.failures() {
+            tracing::error!(origin = %failure.origin, "plugin not loaded: {}", failure.reason);
+        }
+        for plugin in registry.plugins() {
+            if !plugin.refused.is_empty() {
+                tracing::warn!(plugin = plugin.name(), refused = ?plugin.refused, "requested capabilities not granted by policy");
+            }
+        }
+        let outcome = ReloadOutcome {
+            tools_changed: tool_signature(&registry) != tool_signature(&self.registry()),
+            plugins: registry.plugins().count(),
+            failures: registry.failures().len(),
+            stats,
+        };
+        self.metrics.set_loaded(outcome.plugins, outcome.failures);
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        if outcome.tools_changed {
+            self.generation.send_modify(|g| *g += 1);
+        }
+        tracing::info!(
+            plugins = outcome.plugins,
+            failures = outcome.failures,
+            cache_hits = stats.cache_hits,
+            compiled = stats.compiled,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugins loaded"
+        );
+        outcome
+    }
+
+    /// Load `sources` with this host's engine and policy, without adding
+    /// them to the registry (for `berth plugins check`).
+    pub async fn load_sources(
+        &self,
+        sources: Vec<loader::Source>,
+    ) -> (Vec<Plugin>, Vec<LoadFailure>) {
+        let (plugins, failures, _) = loader::load(
+            sources,
+            &self.config,
+            &self.compiler,
+            &self.linker,
+            &self.services,
+        )
+        .await;
+        (plugins, failures)
+    }
+
+    /// Validate `arguments` and call `tool`, recording the outcome.
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Value,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<ToolOutput, ToolCallError> {
+        let registry = self.registry();
+        let entry = registry
+            .tool(tool)
+            .ok_or_else(|| ToolCallError::UnknownTool(tool.to_string()))?
+            .clone();
+        drop(registry);
+        entry
+            .validate(&arguments)
+            .map_err(|problems| ToolCallError::InvalidArguments {
+                tool: tool.to_string(),
+                problems,
+            })?;
+        let started = Instant::now();
+        let result = match &entry.owner {
+            Owner::Plugin(plugin) => plugin.call_tool(tool, &arguments.to_string(), sink).await,
+            Owner::Host(set) => set.call(tool, arguments, self.registry(), sink).await,
+        };
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(output) if output.is_error => "tool-error",
+            Ok(_) => "ok",
+            Err(err) => err.category(),
+        };
+        self.metrics.record_call(tool, outcome, elapsed);
+        let entry_log = AuditEntry {
+            plugin: entry.owner.name(),
+            tool: tool.to_string(),
+            outcome: outcome.to_string(),
+            duration_ms: elapsed.as_millis() as u64,
+        };
+        if let Err(err) = self.services.db.audit(&entry_log) {
+            tracing::warn!("audit log write failed: {err:#}");
+        }
+        Ok(result?)
+    }
+}
+
+/// Names and schemas of every served tool, to tell whether a reload changed
+/// what clients see.
+fn tool_signature(registry: &Registry) -> Vec<(String, String, Option<String>, String)> {
+    registry
+        .tools()
+        .map(|t| {
+            (
+                t.tool.name.clone(),
+                t.tool.input_schema.clone(),
+                t.tool.output_schema.clone(),
+                t.tool.description.clone(),
+            )
+        })
+        .collect()
+}

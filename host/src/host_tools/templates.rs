@@ -1,0 +1,324 @@
+//! Template tools: list the templates of every template plugin, deploy one
+//! on a backend, and follow or stop what was deployed. The template plugin
+//! renders a backend-neutral workload; the backend runs it.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::contract::bindings::shared::berth::plugin::workload_types::{
+    McpTransport, TemplateInfo, WorkloadStatus,
+};
+use crate::contract::bindings::types::{Content, Error as WitError, Tool, ToolHints, ToolOutput};
+use crate::contract::error::CallError;
+use crate::contract::sink::CallSink;
+use crate::runtime::host_tool::HostToolSet;
+use crate::runtime::plugin::Plugin;
+use crate::runtime::registry::Registry;
+use crate::runtime::world::World;
+use futures::future::BoxFuture;
+
+/// `list_templates`.
+pub const LIST_TOOL: &str = "list_templates";
+/// `deploy_template`.
+pub const DEPLOY_TOOL: &str = "deploy_template";
+/// `template_status`.
+pub const STATUS_TOOL: &str = "template_status";
+/// `stop_template`.
+pub const STOP_TOOL: &str = "stop_template";
+
+fn tool(name: &str, title: &str, description: &str, schema: Value, hints: ToolHints) -> Tool {
+    Tool {
+        name: name.into(),
+        title: Some(title.into()),
+        description: description.into(),
+        input_schema: schema.to_string(),
+        output_schema: None,
+        hints,
+    }
+}
+
+/// Arguments naming a deployed workload.
+fn workload_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "backend": {"type": "string", "description": "The backend the workload runs on, e.g. `podman` or `k8s`."},
+            "name": {"type": "string", "description": "The workload's name, a DNS label."}
+        },
+        "required": ["backend", "name"],
+        "additionalProperties": false
+    })
+}
+
+/// The template tools.
+pub fn tools() -> Vec<Tool> {
+    vec![
+        tool(
+            LIST_TOOL,
+            "List templates",
+            "Every server template berth can deploy: services (nginx, echo, a FastAPI app, your own TOML templates) and MCP servers (npx or uvx packages), each with its parameters' JSON Schema.",
+            json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            ToolHints::READ_ONLY | ToolHints::IDEMPOTENT,
+        ),
+        tool(
+            DEPLOY_TOOL,
+            "Deploy a template",
+            "Render a template with parameters and start it on a backend. Returns the workload's status, with the loopback endpoints it can be reached at.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "template": {"type": "string", "description": "Template name, as list_templates shows it."},
+                    "backend": {"type": "string", "description": "The backend to run it on, e.g. `podman` or `k8s`."},
+                    "name": {"type": "string", "description": "The workload's name, a DNS label; the template's own when absent."},
+                    "params": {"type": "object", "description": "Parameters, matching the template's params schema."}
+                },
+                "required": ["template", "backend"],
+                "additionalProperties": false
+            }),
+            ToolHints::OPEN_WORLD,
+        ),
+        tool(
+            STATUS_TOOL,
+            "Template status",
+            "Phase and endpoints of a workload started from a template.",
+            workload_schema(),
+            ToolHints::READ_ONLY | ToolHints::IDEMPOTENT,
+        ),
+        tool(
+            STOP_TOOL,
+            "Stop a template",
+            "Stop and remove a workload started from a template.",
+            workload_schema(),
+            ToolHints::DESTRUCTIVE | ToolHints::IDEMPOTENT,
+        ),
+    ]
+}
+
+fn text_arg<'a>(arguments: &'a Value, key: &str) -> &'a str {
+    arguments
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn template_plugins(registry: &Registry) -> Vec<Arc<Plugin>> {
+    registry
+        .plugins()
+        .filter(|p| p.world == World::Template)
+        .cloned()
+        .collect()
+}
+
+/// Every template, with the plugin offering it.
+async fn all_templates(registry: &Registry) -> Result<Vec<(Arc<Plugin>, TemplateInfo)>, CallError> {
+    let mut all = Vec::new();
+    for plugin in template_plugins(registry) {
+        for info in plugin.list_templates().await? {
+            all.push((plugin.clone(), info));
+        }
+    }
+    Ok(all)
+}
+
+fn status_output(status: &WorkloadStatus, extra: Value) -> ToolOutput {
+    let mut structured = json!({
+        "name": status.name,
+        "id": status.id,
+        "phase": status.phase,
+        "endpoints": status.endpoints,
+        "message": status.message,
+    });
+    if let (Some(map), Value::Object(more)) = (structured.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    let endpoints = if status.endpoints.is_empty() {
+        "no endpoints".to_string()
+    } else {
+        status.endpoints.join(", ")
+    };
+    ToolOutput {
+        content: vec![Content::Text(format!(
+            "{} is {} ({endpoints})",
+            status.name, status.phase
+        ))],
+        structured: Some(structured.to_string()),
+        is_error: false,
+    }
+}
+
+/// Check `params` against a template's params schema.
+fn check_params(info: &TemplateInfo, params: &Value) -> Result<(), WitError> {
+    let schema: Value = serde_json::from_str(&info.params_schema).map_err(|e| {
+        WitError::Failed(format!(
+            "template `{}` has a params schema that is not JSON: {e}",
+            info.name
+        ))
+    })?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        WitError::Failed(format!(
+            "template `{}` has an invalid params schema: {e}",
+            info.name
+        ))
+    })?;
+    let problems: Vec<String> = validator
+        .iter_errors(params)
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(WitError::InvalidInput(format!(
+            "params of template `{}`: {}",
+            info.name,
+            problems.join("; ")
+        )))
+    }
+}
+
+/// Serve one of the template tools.
+async fn call(
+    registry: &Registry,
+    tool: &str,
+    arguments: &Value,
+    sink: Arc<dyn CallSink>,
+) -> Result<ToolOutput, CallError> {
+    match tool {
+        LIST_TOOL => {
+            let all = all_templates(registry).await?;
+            let listed: Vec<Value> = all
+                .iter()
+                .map(|(plugin, info)| {
+                    json!({
+                        "name": info.name,
+                        "plugin": plugin.name(),
+                        "description": info.description,
+                        "is_mcp_server": info.is_mcp_server,
+                        "params_schema": serde_json::from_str::<Value>(&info.params_schema).unwrap_or(Value::Null),
+                    })
+                })
+                .collect();
+            let text = all
+                .iter()
+                .map(|(_, info)| format!("{}: {}", info.name, info.description))
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(ToolOutput {
+                content: vec![Content::Text(if text.is_empty() {
+                    "no templates".into()
+                } else {
+                    text
+                })],
+                structured: Some(json!({ "templates": listed }).to_string()),
+                is_error: false,
+            })
+        }
+        DEPLOY_TOOL => {
+            let wanted = text_arg(arguments, "template");
+            let backend = registry
+                .backend(text_arg(arguments, "backend"))
+                .map_err(CallError::Plugin)?;
+            let all = all_templates(registry).await?;
+            let (plugin, info) = all
+                .iter()
+                .find(|(_, info)| info.name == wanted)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = all.iter().map(|(_, i)| i.name.as_str()).collect();
+                    CallError::Plugin(WitError::NotFound(format!(
+                        "template `{wanted}`; available: {}",
+                        if names.is_empty() {
+                            "none".into()
+                        } else {
+                            names.join(", ")
+                        }
+                    )))
+                })?;
+            let params = arguments
+                .get("params")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            check_params(info, &params).map_err(CallError::Plugin)?;
+            let mut workload = plugin
+                .render_template(&info.name, &params.to_string(), sink.clone())
+                .await?;
+            if let Some(name) = arguments.get("name").and_then(Value::as_str) {
+                crate::sys::kube::names::check_label("workload name", name)
+                    .map_err(|e| CallError::Plugin(WitError::InvalidInput(e)))?;
+                workload.name = name.to_string();
+            }
+            workload
+                .labels
+                .push(("berth-template".into(), info.name.clone()));
+            let transport = workload.mcp.map(|t| match t {
+                McpTransport::Stdio => "stdio",
+                McpTransport::Http => "http",
+            });
+            let status = backend.workload_deploy(&workload, sink).await?;
+            Ok(status_output(
+                &status,
+                json!({"template": info.name, "backend": backend.name(), "mcp_transport": transport}),
+            ))
+        }
+        STATUS_TOOL => {
+            let backend = registry
+                .backend(text_arg(arguments, "backend"))
+                .map_err(CallError::Plugin)?;
+            let status = backend
+                .workload_status(text_arg(arguments, "name"), sink)
+                .await?;
+            Ok(status_output(&status, json!({"backend": backend.name()})))
+        }
+        STOP_TOOL => {
+            let backend = registry
+                .backend(text_arg(arguments, "backend"))
+                .map_err(CallError::Plugin)?;
+            let name = text_arg(arguments, "name");
+            backend.workload_stop(name, sink).await?;
+            Ok(ToolOutput {
+                content: vec![Content::Text(format!(
+                    "workload `{name}` stopped and removed from {}",
+                    backend.name()
+                ))],
+                structured: Some(json!({"name": name, "stopped": true}).to_string()),
+                is_error: false,
+            })
+        }
+        other => Err(CallError::Plugin(WitError::NotFound(format!(
+            "tool `{other}`"
+        )))),
+    }
+}
+
+/// The template tools, served while any template plugin is loaded.
+pub struct TemplateTools;
+
+impl HostToolSet for TemplateTools {
+    fn name(&self) -> &'static str {
+        "templates"
+    }
+
+    fn tools(&self, plugins: &[Arc<Plugin>]) -> Vec<Tool> {
+        if plugins.iter().any(|p| p.world == World::Template) {
+            tools()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        tool: &'a str,
+        arguments: Value,
+        registry: Arc<Registry>,
+        sink: Arc<dyn CallSink>,
+    ) -> BoxFuture<'a, Result<ToolOutput, CallError>> {
+        Box::pin(async move { call(&registry, tool, &arguments, sink).await })
+    }
+}

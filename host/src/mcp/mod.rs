@@ -1,6 +1,0 @@
-//! The MCP surface: the server handler, conversions, and the transports.
-
-pub mod call;
-pub mod convert;
-pub mod server;
-pub mod transport;

@@ -1,0 +1,454 @@
+//! The MCP server handler: tools/list and tools/call over the plugin host,
+//! logging levels, elicitation in both protocol eras, and
+//! `tools/list_changed` after reloads.
+#![allow(deprecated)] // MCP logging is deprecated by SEP-2577 but still part of 2025-11-25.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestMethod,
+    CompleteRequestParams, CompleteResult, ElicitResult, ElicitationAction, Implementation,
+    InputRequest, InputRequiredResult, InputResponses, ListPromptsRequestMethod, ListPromptsResult,
+    ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod,
+    ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams, ProtocolVersion,
+    Request, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::app::host::{PluginHost, ToolCallError};
+use crate::contract::bindings::shared::berth::plugin::context::ElicitAnswer;
+use crate::contract::bindings::types::{Error as WitError, ToolOutput};
+use crate::contract::sink::CallSink;
+use crate::server::call::{self, Asker, McpCall, Question};
+use crate::server::convert;
+
+/// How long a call waiting for an answer (2026-07-28 input-required) is kept.
+const PENDING_TTL: Duration = Duration::from_secs(600);
+/// The key under which a pending call asks its question.
+const QUESTION_KEY: &str = "berth_elicitation";
+
+type CallTask = JoinHandle<Result<ToolOutput, ToolCallError>>;
+
+/// A detached call waiting for the user's answer.
+struct Pending {
+    task: CallTask,
+    questions: mpsc::Receiver<Question>,
+    reply: tokio::sync::oneshot::Sender<Result<ElicitAnswer, WitError>>,
+    schema: serde_json::Value,
+    since: Instant,
+}
+
+/// State shared by every session of one server.
+#[derive(Default)]
+pub struct Shared {
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+    subscriptions: Mutex<Vec<SubscriptionSink>>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl Shared {
+    /// Tell every connected client that the tool list changed.
+    pub async fn notify_tools_changed(&self) {
+        let peers: Vec<_> = {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.retain(|p| !p.is_transport_closed());
+            peers.clone()
+        };
+        for peer in peers {
+            let _ = peer.notify_tool_list_changed().await;
+        }
+        let sinks: Vec<_> = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for sink in sinks {
+            let _ = sink.notify_tool_list_changed().await;
+        }
+    }
+
+    fn park(&self, pending: Pending) -> String {
+        let token = uuid::Uuid::new_v4().to_string();
+        self.park_as(token.clone(), pending);
+        token
+    }
+
+    fn park_as(&self, token: String, pending: Pending) {
+        let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, p| {
+            let keep = p.since.elapsed() < PENDING_TTL;
+            if !keep {
+                p.task.abort();
+            }
+            keep
+        });
+        map.insert(token, pending);
+    }
+
+    fn unpark(&self, token: &str) -> Option<Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token)
+    }
+}
+
+/// One MCP session's handler (HTTP creates one per session or stateless
+/// request; all share the host and [`Shared`]).
+#[derive(Clone)]
+pub struct BerthServer {
+    host: Arc<PluginHost>,
+    shared: Arc<Shared>,
+    log_level: Arc<Mutex<LoggingLevel>>,
+}
+
+impl BerthServer {
+    /// A handler over `host`.
+    pub fn new(host: Arc<PluginHost>, shared: Arc<Shared>) -> Self {
+        Self {
+            host,
+            shared,
+            log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
+        }
+    }
+
+    /// Start the task that sends `tools/list_changed` after each reload that
+    /// changed the tool set.
+    pub fn watch_reloads(host: &Arc<PluginHost>, shared: &Arc<Shared>) -> JoinHandle<()> {
+        let mut changes = host.subscribe();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                shared.notify_tools_changed().await;
+            }
+        })
+    }
+
+    fn capabilities() -> ServerCapabilities {
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_logging()
+            .build()
+    }
+
+    async fn finish(
+        result: Result<ToolOutput, ToolCallError>,
+    ) -> Result<CallToolResponse, McpError> {
+        match result {
+            Ok(output) => Ok(convert::output(output).into()),
+            Err(ToolCallError::UnknownTool(name)) => Err(McpError::invalid_params(
+                format!("unknown tool `{name}`; list the available tools with tools/list"),
+                None,
+            )),
+            Err(err) => Ok(convert::call_error(&err).into()),
+        }
+    }
+
+    /// Run a detached call until it finishes or asks a question. A question
+    /// is answered from `preset` (answers a stateless client sent up front)
+    /// when one fits; otherwise the call is parked and the question becomes
+    /// an input-required result.
+    async fn drive(
+        &self,
+        mut task: CallTask,
+        mut questions: mpsc::Receiver<Question>,
+        mut preset: Option<InputResponses>,
+    ) -> Result<CallToolResponse, McpError> {
+        loop {
+            tokio::select! {
+                joined = &mut task => {
+                    let result = joined.map_err(|e| McpError::internal_error(format!("tool call task failed: {e}"), None))?;
+                    return Self::finish(result).await;
+                }
+                Some(question) = questions.recv() => {
+                    let schema = requested_schema(&question);
+                    if let Some(answer) = preset.take().and_then(|responses| pick_answer(&responses, &schema)) {
+                        let _ = question.reply.send(Ok(answer));
+                        continue;
+                    }
+                    let request = InputRequest::Elicitation(Request::new(question.params));
+                    let pending = Pending { task, questions, reply: question.reply, schema, since: Instant::now() };
+                    let token = self.shared.park(pending);
+                    let mut requests = std::collections::BTreeMap::new();
+                    requests.insert(QUESTION_KEY.to_string(), request);
+                    return Ok(InputRequiredResult::new(Some(requests), Some(token)).into());
+                }
+            }
+        }
+    }
+
+    async fn resume(
+        &self,
+        request: &CallToolRequestParams,
+        token: &str,
+    ) -> Result<CallToolResponse, McpError> {
+        let pending = self.shared.unpark(token).ok_or_else(|| {
+            McpError::invalid_params(
+                "requestState does not name a pending call (unknown, tampered with, or expired)",
+                None,
+            )
+        })?;
+        let answer = request
+            .input_responses
+            .as_ref()
+            .and_then(|responses| pick_answer(responses, &pending.schema));
+        let Some(answer) = answer else {
+            self.shared.park_as(token.to_string(), pending);
+            return Err(McpError::invalid_params(
+                format!(
+                    "inputResponses has no answer that matches the question's requestedSchema (expected key `{QUESTION_KEY}`)"
+                ),
+                None,
+            ));
+        };
+        // The plugin may have given up waiting; then the task reports why.
+        let _ = pending.reply.send(Ok(answer));
+        self.drive(pending.task, pending.questions, None).await
+    }
+}
+
+/// The JSON Schema a question asks the user to fill in.
+fn requested_schema(question: &Question) -> serde_json::Value {
+    serde_json::to_value(&question.params)
+        .ok()
+        .and_then(|v| v.get("requestedSchema").cloned())
+        .unwrap_or_else(|| serde_json::json!({"type": "object"}))
+}
+
+/// The answer to a question among a client's input responses: the one under
+/// our key, else the first elicitation result whose content fits the
+/// requested schema, so clients that re-key or add entries still get through.
+fn pick_answer(responses: &InputResponses, schema: &serde_json::Value) -> Option<ElicitAnswer> {
+    let ours = responses
+        .get(QUESTION_KEY)
+        .and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok());
+    if let Some(result) = ours {
+        return Some(call::answer(result));
+    }
+    let validator = jsonschema::validator_for(schema).ok();
+    let fits = |value: &serde_json::Value| -> Option<ElicitAnswer> {
+        let result: ElicitResult = serde_json::from_value(value.clone()).ok()?;
+        if matches!(result.action, ElicitationAction::Accept) {
+            let content = result
+                .content
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({}));
+            if validator.as_ref().is_some_and(|v| !v.is_valid(&content)) {
+                return None;
+            }
+        }
+        Some(call::answer(result))
+    };
+    responses.values().find_map(fits)
+}
+
+impl ServerHandler for BerthServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(Self::capabilities())
+            .with_server_info(
+                Implementation::new("berth", env!("CARGO_PKG_VERSION"))
+                    .with_title("berth")
+                    .with_description("MCP tools from WebAssembly plugins"),
+            )
+            .with_instructions(
+                "Tools come from berth plugins; each tool's description says what it does.",
+            )
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = request.level;
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let registry = self.host.registry();
+        let tools: Vec<Tool> = registry.tools().map(|t| convert::tool(t)).collect();
+        Ok(ListToolsResult::with_all_items(tools)
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.host.registry().tool(name).map(|t| convert::tool(t))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if let Some(token) = request.request_state.clone() {
+            return self.resume(&request, &token).await;
+        }
+        let name = request.name.to_string();
+        let registry = self.host.registry();
+        let plugin = registry
+            .tool(&name)
+            .map(|t| t.owner.name())
+            .ok_or_else(|| {
+                McpError::invalid_params(
+                    format!("unknown tool `{name}`; list the available tools with tools/list"),
+                    None,
+                )
+            })?;
+        drop(registry);
+        let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let can_elicit = context
+            .client_capabilities()
+            .is_some_and(|c| c.elicitation.is_some());
+        let log_level = if stateless {
+            context.meta.log_level()
+        } else {
+            Some(*self.log_level.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        let sink = |asker| McpCall {
+            peer: context.peer.clone(),
+            progress_token: context.meta.get_progress_token(),
+            cancel: context.ct.clone(),
+            log_level,
+            logger: plugin.clone(),
+            asker,
+        };
+        if stateless && can_elicit {
+            let (ask, questions) = mpsc::channel(1);
+            let sink: Arc<dyn CallSink> = Arc::new(sink(Asker::Deferred(ask)));
+            let host = self.host.clone();
+            let task = tokio::spawn(async move { host.call_tool(&name, arguments, sink).await });
+            return self
+                .drive(task, questions, request.input_responses.clone())
+                .await;
+        }
+        let asker = if !can_elicit {
+            Asker::Unavailable("the client did not declare the elicitation capability")
+        } else {
+            Asker::Direct(context.peer.clone())
+        };
+        let sink: Arc<dyn CallSink> = Arc::new(sink(asker));
+        tokio::select! {
+            result = self.host.call_tool(&name, arguments, sink) => Self::finish(result).await,
+            _ = context.ct.cancelled() => Err(McpError::internal_error("the client cancelled the call", None)),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Err(McpError::method_not_found::<ListPromptsRequestMethod>())
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Err(McpError::method_not_found::<ListResourcesRequestMethod>())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Err(McpError::method_not_found::<
+            ListResourceTemplatesRequestMethod,
+        >())
+    }
+
+    async fn complete(
+        &self,
+        _: CompleteRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        Err(McpError::method_not_found::<CompleteRequestMethod>())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.shared
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(context.peer);
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&Self::capabilities()))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let sink = context.sink().clone();
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sink.clone());
+        context.cancelled().await;
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| s.id() != sink.id());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn responses(entries: serde_json::Value) -> InputResponses {
+        serde_json::from_value(entries).unwrap()
+    }
+
+    #[test]
+    fn our_key_wins_even_when_the_content_does_not_fit() {
+        let schema =
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let r = responses(json!({
+            "other": {"action": "accept", "content": {"name": "x"}},
+            QUESTION_KEY: {"action": "accept", "content": {"ok": true}},
+        }));
+        assert!(
+            matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("ok"))
+        );
+    }
+
+    #[test]
+    fn foreign_keys_are_matched_by_schema() {
+        let schema =
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let r = responses(json!({
+            "another_unexpected": {"action": "accept", "content": {"baz": 123}},
+            "user_name": {"action": "accept", "content": {"name": "Alice"}},
+        }));
+        assert!(
+            matches!(pick_answer(&r, &schema), Some(ElicitAnswer::Accept(j)) if j.contains("Alice"))
+        );
+        let none = responses(
+            json!({"x": {"action": "accept", "content": {"baz": 1}}, "y": "not a result"}),
+        );
+        assert!(pick_answer(&none, &schema).is_none());
+    }
+}

@@ -1,0 +1,10 @@
+//! Effects with no plugin types: supervised processes and their cgroups,
+//! workspaces, the environment cache, fork servers, and the Kubernetes and mirrord engines.
+
+pub mod cgroup;
+pub mod envcache;
+pub mod forkserver;
+pub mod kube;
+pub mod mirrord;
+pub mod process;
+pub mod workspace;
