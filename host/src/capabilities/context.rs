@@ -10,10 +10,19 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::HostState;
+use super::unit::Switch;
 use crate::contract::bindings::shared::berth::plugin::context::{
     self as wit, ElicitAnswer, LogLevel,
 };
 use crate::contract::bindings::types::Error as WitError;
+
+/// The `elicit` capability: asking the user questions. Logs, progress and
+/// cancellation need no grant.
+pub struct Elicit;
+
+impl Switch for Elicit {
+    const KEY: &'static str = "elicit";
+}
 
 /// Write a plugin log message to the host log at the matching level.
 pub fn log_to_host(plugin: &str, level: LogLevel, message: &str) {

@@ -1,327 +1,109 @@
 //! What a plugin asks for, what the host allows, and what it gets: the
 //! intersection of the two. Nothing is granted by default.
-
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+//!
+//! The three records are generated from one table with a field per
+//! capability unit; each unit's [`Capability`] impl says how its part is
+//! requested, allowed, joined, intersected and reported. Adding a
+//! capability adds one line to the table.
 
 use serde::{Deserialize, Serialize};
 
-/// Capabilities a plugin's `plugin.toml` requests (`[capabilities]`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Requested {
-    /// Programs the plugin wants to run through `process`.
-    pub process: BTreeSet<String>,
-    /// Whether it wants persistent `state`.
-    pub state: bool,
-    /// Hosts it wants to reach over `wasi:http` (`*.example.com` allowed).
-    pub http: BTreeSet<String>,
-    /// Whether it wants to ask the user questions (`context.elicit`).
-    pub elicit: bool,
-    /// Whether it wants to run commands under `mirrord exec`.
-    pub mirrord: bool,
-    /// The Kubernetes actions it wants (`[capabilities.kube]`).
-    pub kube: Option<KubeAccess>,
-    /// Directories it wants to read, by the absolute path it opens them at
-    /// (e.g. `/templates`); the host's policy says which host directory
-    /// each one is.
-    pub read_dirs: BTreeSet<String>,
-}
+use super::unit::Capability;
+use super::{context, http, kube, mirrord, process, read_dirs, state};
 
-/// What the host's policy allows one plugin (or every plugin, as `"*"`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Policy {
-    /// Programs it may run; `"*"` allows any program.
-    pub process: BTreeSet<String>,
-    /// Whether it may keep state.
-    pub state: bool,
-    /// Hosts it may reach; `"*"` allows any host.
-    pub http: BTreeSet<String>,
-    /// Whether it may ask the user questions.
-    pub elicit: bool,
-    /// Whether it may run commands under `mirrord exec`.
-    pub mirrord: bool,
-    /// The Kubernetes actions it may take (`[policy.NAME.kube]`).
-    pub kube: Option<KubeAccess>,
-    /// Host directories it may read, read-only, by the path the plugin
-    /// opens them at.
-    pub read_dirs: BTreeMap<String, PathBuf>,
-}
-
-impl Policy {
-    /// Everything either policy allows.
-    pub fn union(&self, other: &Policy) -> Policy {
-        Policy {
-            process: self.process.union(&other.process).cloned().collect(),
-            state: self.state || other.state,
-            http: self.http.union(&other.http).cloned().collect(),
-            elicit: self.elicit || other.elicit,
-            mirrord: self.mirrord || other.mirrord,
-            kube: match (&self.kube, &other.kube) {
-                (Some(a), Some(b)) => Some(a.union(b)),
-                (a, b) => a.clone().or_else(|| b.clone()),
-            },
-            read_dirs: self
-                .read_dirs
-                .iter()
-                .chain(&other.read_dirs)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+/// Generates [`Requested`], [`Policy`] and [`Grants`] with one field per
+/// capability, and the walks over them.
+macro_rules! capability_table {
+    ($($(#[$doc:meta])* $field:ident: $unit:ty,)*) => {
+        /// Capabilities a plugin's `plugin.toml` requests (`[capabilities]`).
+        #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Requested {
+            $($(#[$doc])* pub $field: <$unit as Capability>::Request,)*
         }
-    }
-}
 
-impl From<&Requested> for Policy {
-    /// A policy that allows exactly what was requested.
-    fn from(requested: &Requested) -> Policy {
-        Policy {
-            process: requested.process.clone(),
-            state: requested.state,
-            http: requested.http.clone(),
-            elicit: requested.elicit,
-            mirrord: requested.mirrord,
-            kube: requested.kube.clone(),
-            // Which host directory a plugin reads is the host's choice alone.
-            read_dirs: BTreeMap::new(),
+        /// What the host's policy allows one plugin (or every plugin, as
+        /// `"*"`) in `berth.toml [policy.NAME]`.
+        #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Policy {
+            $($(#[$doc])* pub $field: <$unit as Capability>::Allow,)*
         }
-    }
+
+        /// What a loaded plugin may actually do.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+        pub struct Grants {
+            $($(#[$doc])* pub $field: <$unit as Capability>::Grant,)*
+        }
+
+        impl Policy {
+            /// Everything either policy allows.
+            pub fn union(&self, other: &Policy) -> Policy {
+                Policy {
+                    $($field: <$unit as Capability>::union(&self.$field, &other.$field),)*
+                }
+            }
+        }
+
+        impl From<&Requested> for Policy {
+            /// A policy that allows exactly what was requested (except what
+            /// only the operator may choose, such as host directories).
+            fn from(requested: &Requested) -> Policy {
+                Policy {
+                    $($field: <$unit as Capability>::allow_requested(&requested.$field),)*
+                }
+            }
+        }
+
+        impl Grants {
+            /// Requested ∩ allowed. A request the policy does not allow is
+            /// dropped (and reported by [`Grants::refused`]), not an error:
+            /// the plugin still loads and its call fails with `denied` when
+            /// it tries.
+            pub fn intersect(requested: &Requested, policy: &Policy) -> Grants {
+                Grants {
+                    $($field: <$unit as Capability>::grant(&requested.$field, &policy.$field),)*
+                }
+            }
+
+            /// Requests the policy did not grant, for the load report.
+            pub fn refused(&self, requested: &Requested) -> Vec<String> {
+                let mut refused = Vec::new();
+                $(refused.extend(<$unit as Capability>::refused(&requested.$field, &self.$field));)*
+                refused
+            }
+        }
+    };
 }
 
-/// What a loaded plugin may actually do.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Grants {
-    /// Programs it may run.
-    pub process: BTreeSet<String>,
-    /// Whether it may keep state.
-    pub state: bool,
-    /// Host patterns it may reach.
-    pub http: BTreeSet<String>,
-    /// Whether it may elicit.
-    pub elicit: bool,
-    /// Whether it may run commands under mirrord.
-    pub mirrord: bool,
-    /// The Kubernetes actions it may take; none when absent.
-    pub kube: Option<KubeAccess>,
-    /// Host directories it reads, read-only, by the path it opens them at.
-    pub read_dirs: BTreeMap<String, PathBuf>,
+capability_table! {
+    /// Programs run through `process` (a name, an absolute path, or `"*"`
+    /// in a policy for any).
+    process: process::Process,
+    /// Persistent per-plugin `state`.
+    state: state::State,
+    /// Hosts reached over `wasi:http` (`*.example.com` for subdomains).
+    http: http::Http,
+    /// Asking the user questions (`context.elicit`).
+    elicit: context::Elicit,
+    /// Running commands under `mirrord exec`.
+    mirrord: mirrord::Mirrord,
+    /// Directories read through read-only preopens: requested by the path
+    /// the plugin opens, allowed with the host directory behind it.
+    read_dirs: read_dirs::ReadDirs,
+    /// Kubernetes actions (`[capabilities.kube]`, `[policy.NAME.kube]`).
+    kube: kube::Kube,
 }
 
 impl Grants {
-    /// Requested ∩ allowed. A request the policy does not allow is dropped
-    /// (and reported by [`Grants::refused`]), not an error: the plugin still
-    /// loads and its call fails with `denied` when it tries.
-    pub fn intersect(requested: &Requested, policy: &Policy) -> Grants {
-        let allowed =
-            |set: &BTreeSet<String>, item: &String| set.contains("*") || set.contains(item);
-        Grants {
-            process: requested
-                .process
-                .iter()
-                .filter(|p| allowed(&policy.process, p))
-                .cloned()
-                .collect(),
-            state: requested.state && policy.state,
-            http: requested
-                .http
-                .iter()
-                .filter(|h| allowed(&policy.http, h))
-                .cloned()
-                .collect(),
-            elicit: requested.elicit && policy.elicit,
-            mirrord: requested.mirrord && policy.mirrord,
-            kube: match (&requested.kube, &policy.kube) {
-                (Some(wanted), Some(allowed)) => Some(wanted.intersect(allowed)),
-                _ => None,
-            },
-            read_dirs: policy
-                .read_dirs
-                .iter()
-                .filter(|(guest, _)| requested.read_dirs.contains(*guest))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-
-    /// Requests the policy did not grant, for the load report.
-    pub fn refused(&self, requested: &Requested) -> Vec<String> {
-        let mut refused = Vec::new();
-        refused.extend(
-            requested
-                .process
-                .difference(&self.process)
-                .map(|p| format!("process:{p}")),
-        );
-        if requested.state && !self.state {
-            refused.push("state".into());
-        }
-        refused.extend(
-            requested
-                .http
-                .difference(&self.http)
-                .map(|h| format!("http:{h}")),
-        );
-        if requested.elicit && !self.elicit {
-            refused.push("elicit".into());
-        }
-        if requested.mirrord && !self.mirrord {
-            refused.push("mirrord".into());
-        }
-        refused.extend(
-            requested
-                .read_dirs
-                .iter()
-                .filter(|guest| !self.read_dirs.contains_key(*guest))
-                .map(|guest| format!("read_dirs:{guest}")),
-        );
-        if let Some(wanted) = &requested.kube {
-            match &self.kube {
-                None => refused.push("kube".into()),
-                Some(granted) => refused.extend(granted.refused(wanted)),
-            }
-        }
-        refused
-    }
-
     /// Whether `program` (a name or absolute path) may be run.
     pub fn allows_program(&self, program: &str) -> bool {
         self.process.contains(program)
     }
 
-    /// Whether an HTTP request to `host` may be sent. Patterns are exact
-    /// host names or `*.suffix` for any subdomain.
+    /// Whether an HTTP request to `host` may be sent.
     pub fn allows_http_host(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.http.iter().any(|pattern| {
-            let pattern = pattern.to_ascii_lowercase();
-            match pattern.strip_prefix("*.") {
-                Some(suffix) => host.ends_with(&format!(".{suffix}")),
-                None => pattern == host,
-            }
-        })
-    }
-}
-
-/// Kubernetes access: which contexts, namespaces, verbs and kinds. Each
-/// set holds names or `"*"` for any. The context berth is configured with
-/// needs no entry in `contexts`; other kubeconfig contexts do.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct KubeAccess {
-    /// Kubeconfig contexts besides the configured one.
-    pub contexts: BTreeSet<String>,
-    /// Namespaces.
-    pub namespaces: BTreeSet<String>,
-    /// Verbs: `apply`, `get`, `list`, `delete`, `scale`, `wait`, `logs`,
-    /// `exec`, `port-forward`.
-    pub verbs: BTreeSet<String>,
-    /// Kinds, as in manifests: `Pod`, `Deployment`, `Service`, ...
-    pub kinds: BTreeSet<String>,
-}
-
-/// The verbs a [`KubeAccess`] can name.
-pub const KUBE_VERBS: [&str; 9] = [
-    "apply",
-    "get",
-    "list",
-    "delete",
-    "scale",
-    "wait",
-    "logs",
-    "exec",
-    "port-forward",
-];
-
-/// Items of `wanted` that `allowed` allows, where `"*"` in either stands
-/// for anything the other names.
-fn intersect_sets(wanted: &BTreeSet<String>, allowed: &BTreeSet<String>) -> BTreeSet<String> {
-    if allowed.contains("*") {
-        wanted.clone()
-    } else if wanted.contains("*") {
-        allowed.clone()
-    } else {
-        wanted.intersection(allowed).cloned().collect()
-    }
-}
-
-fn allows(set: &BTreeSet<String>, item: &str) -> bool {
-    set.contains("*") || set.contains(item)
-}
-
-impl KubeAccess {
-    /// Everything either allows.
-    fn union(&self, other: &KubeAccess) -> KubeAccess {
-        let both = |a: &BTreeSet<String>, b: &BTreeSet<String>| a.union(b).cloned().collect();
-        KubeAccess {
-            contexts: both(&self.contexts, &other.contexts),
-            namespaces: both(&self.namespaces, &other.namespaces),
-            verbs: both(&self.verbs, &other.verbs),
-            kinds: both(&self.kinds, &other.kinds),
-        }
-    }
-
-    /// What is both wanted and allowed.
-    fn intersect(&self, allowed: &KubeAccess) -> KubeAccess {
-        KubeAccess {
-            contexts: intersect_sets(&self.contexts, &allowed.contexts),
-            namespaces: intersect_sets(&self.namespaces, &allowed.namespaces),
-            verbs: intersect_sets(&self.verbs, &allowed.verbs),
-            kinds: intersect_sets(&self.kinds, &allowed.kinds),
-        }
-    }
-
-    /// Wanted items this grant lacks, for the load report.
-    fn refused(&self, wanted: &KubeAccess) -> Vec<String> {
-        let mut refused = Vec::new();
-        for (field, want, have) in [
-            ("context", &wanted.contexts, &self.contexts),
-            ("namespace", &wanted.namespaces, &self.namespaces),
-            ("verb", &wanted.verbs, &self.verbs),
-            ("kind", &wanted.kinds, &self.kinds),
-        ] {
-            refused.extend(
-                want.iter()
-                    .filter(|item| !allows(have, item))
-                    .map(|item| format!("kube:{field}:{item}")),
-            );
-        }
-        refused
-    }
-
-    /// Why `verb` through `context` (when not the configured one) is
-    /// refused, or `None` when it is allowed; checked before anything else
-    /// is known about the action.
-    pub fn verb_refusal(&self, verb: &str, context: Option<&str>) -> Option<String> {
-        if !allows(&self.verbs, verb) {
-            return Some(format!("the kube verb `{verb}`"));
-        }
-        if let Some(context) = context
-            && !allows(&self.contexts, context)
-        {
-            return Some(format!("the kube context `{context}`"));
-        }
-        None
-    }
-
-    /// Why `verb` on `kind` in `namespace` (through `context`, when not the
-    /// configured one) is refused, or `None` when it is allowed.
-    pub fn refusal(
-        &self,
-        verb: &str,
-        context: Option<&str>,
-        namespace: &str,
-        kind: &str,
-    ) -> Option<String> {
-        if let Some(refused) = self.verb_refusal(verb, context) {
-            return Some(refused);
-        }
-        if !allows(&self.namespaces, namespace) {
-            return Some(format!("the namespace `{namespace}`"));
-        }
-        if !allows(&self.kinds, kind) {
-            return Some(format!("the kind `{kind}`"));
-        }
-        None
+        http::allows_host(&self.http, host)
     }
 }
 
@@ -334,6 +116,10 @@ pub fn denied(plugin: &str, what: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+
+    use super::kube::KubeAccess;
     use super::*;
 
     fn set(items: &[&str]) -> BTreeSet<String> {

@@ -2,12 +2,52 @@
 //! a host the plugin was not granted fails with `HTTP-request-denied` before
 //! any connection is made.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::unit::{self, Capability};
 use super::{Caller, HostState};
+
+/// The `http` capability: which hosts a plugin may reach.
+pub struct Http;
+
+impl Capability for Http {
+    type Request = BTreeSet<String>;
+    type Allow = BTreeSet<String>;
+    type Grant = BTreeSet<String>;
+
+    fn allow_requested(request: &BTreeSet<String>) -> BTreeSet<String> {
+        request.clone()
+    }
+
+    fn union(a: &BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
+        unit::both_names(a, b)
+    }
+
+    fn grant(request: &BTreeSet<String>, allow: &BTreeSet<String>) -> BTreeSet<String> {
+        unit::granted_names(request, allow)
+    }
+
+    fn refused(request: &BTreeSet<String>, grant: &BTreeSet<String>) -> Vec<String> {
+        unit::refused_names("http", request, grant)
+    }
+}
+
+/// Whether `granted` host patterns admit `host`. Patterns are exact host
+/// names or `*.suffix` for any subdomain.
+pub fn allows_host(granted: &BTreeSet<String>, host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    granted.iter().any(|pattern| {
+        let pattern = pattern.to_ascii_lowercase();
+        match pattern.strip_prefix("*.") {
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => pattern == host,
+        }
+    })
+}
 
 /// The wasi:http hooks of one store: the grant check, then the default sender.
 pub struct GrantedHttp {

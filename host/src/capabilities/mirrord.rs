@@ -7,12 +7,20 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasSelf, Linker};
 
+use super::unit::Switch;
 use super::{HostServices, HostState};
 use crate::contract::bindings::shared::berth::plugin::mirrord::{self as wit, ExecRequest};
 use crate::contract::bindings::shared::berth::plugin::process::RunRequest;
 use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
 use crate::contract::sink::CallSink;
 use crate::sys::mirrord::{MirrordRun, exec, validate_target};
+
+/// The `mirrord` capability: running granted programs under `mirrord exec`.
+pub struct Mirrord;
+
+impl Switch for Mirrord {
+    const KEY: &'static str = "mirrord";
+}
 
 impl wit::Host for HostState {
     async fn exec(

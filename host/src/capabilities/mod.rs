@@ -10,7 +10,9 @@ pub mod kube;
 pub mod limiter;
 pub mod mirrord;
 pub mod process;
+pub mod read_dirs;
 pub mod state;
+pub mod unit;
 
 use std::sync::Arc;
 
@@ -129,13 +131,7 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        for (guest, host) in &caller.grants.read_dirs {
-            // A granted directory that is missing is the host's mistake, not
-            // the plugin's: it is logged and the plugin sees no directory.
-            if let Err(err) = wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly) {
-                tracing::warn!(plugin = %caller.plugin, dir = %host.display(), "cannot open a granted directory: {err:#}");
-            }
-        }
+        read_dirs::preopen(&mut wasi, &caller.plugin, &caller.grants.read_dirs);
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),

@@ -2,10 +2,18 @@
 
 use wasmtime::component::{HasSelf, Linker};
 
+use super::unit::Switch;
 use super::{Caller, HostState};
 use crate::contract::bindings::shared::berth::plugin::state as wit;
 use crate::contract::bindings::types::Error as WitError;
 use crate::state::{Database, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+/// The `state` capability: a key-value store of the plugin's own.
+pub struct State;
+
+impl Switch for State {
+    const KEY: &'static str = "state";
+}
 
 fn check(caller: &Caller, key: &str) -> Result<(), WitError> {
     if !caller.grants.state {

@@ -9,14 +9,16 @@ use wasmtime::component::{HasSelf, Linker};
 
 use std::sync::Arc;
 
-use super::grants::KubeAccess;
-use super::{Caller, HostServices, HostState};
+use crate::capabilities::{Caller, HostServices, HostState};
 use crate::contract::bindings::shared::berth::plugin::kube::{
     self as wit, LogOptions, ObjectRef, Propagation, Scope, WaitUntil,
 };
 use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
 use crate::sys::kube::actions::{self, Kind, LogFilter, Placed, PodCommand, Until};
 use crate::sys::kube::{Cluster, manifest, names};
+
+mod access;
+pub use access::{Kube, KubeAccess};
 
 /// Default time limit of `exec`.
 const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
