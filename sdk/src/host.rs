@@ -225,7 +225,7 @@ pub mod mirrord {
         files: Vec<File>,
         timeout_ms: Option<u64>,
     ) -> Result<ProcessOutput> {
-        wit::exec(&wit::ExecRequest {
+        wit::exec(&wit::MirrordRequest {
             target,
             command,
             files,

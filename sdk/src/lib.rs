@@ -83,11 +83,7 @@ pub use bindings::berth::plugin::context::{ElicitAnswer, LogLevel};
 
 #[doc(hidden)]
 pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "sdk",
-        generate_all,
-    });
+    berth_sdk_macros::sdk_bindings!();
 }
 
 /// Implementation details of the export macros. Not a stable API.

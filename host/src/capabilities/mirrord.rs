@@ -9,7 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::unit::Switch;
 use super::{HostServices, HostState};
-use crate::contract::bindings::shared::berth::plugin::mirrord::{self as wit, ExecRequest};
+use crate::contract::bindings::shared::berth::plugin::mirrord::{self as wit, MirrordRequest};
 use crate::contract::bindings::shared::berth::plugin::process::RunRequest;
 use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
 use crate::contract::sink::CallSink;
@@ -25,7 +25,7 @@ impl Switch for Mirrord {
 impl wit::Host for HostState {
     async fn exec(
         &mut self,
-        request: ExecRequest,
+        request: MirrordRequest,
     ) -> wasmtime::Result<Result<ProcessOutput, WitError>> {
         if !self.caller.grants.mirrord {
             return Ok(Err(self.caller.denied("mirrord")));
@@ -42,7 +42,7 @@ impl wit::Host for HostState {
 /// prepared as `process` prepares its runs.
 async fn plugin_exec(
     services: &HostServices,
-    request: ExecRequest,
+    request: MirrordRequest,
     sink: Arc<dyn CallSink>,
 ) -> Result<ProcessOutput, WitError> {
     validate_target(&request.target)?;

@@ -4,13 +4,15 @@
 //! A plugin component must carry the type information of exactly one world,
 //! so the bindings for a world's exports are generated in the plugin's own
 //! crate, while every imported interface and shared type is reused from
-//! `berth-sdk` through wit-bindgen's `with` map. This macro exists because
-//! only a proc-macro can name the WIT directory by an absolute path.
+//! `berth-sdk` through wit-bindgen's `with` map, derived from the world as
+//! the crate's copy of the contract (`wit/`) declares it. This crate exists
+//! because only a proc-macro can name that directory by an absolute path.
 
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::{LitStr, Token, Type};
+use wit_parser::{Resolve, WorldItem, WorldKey};
 
 /// Input: `"world-name", PluginType`.
 struct ExportInput {
@@ -27,46 +29,77 @@ impl Parse for ExportInput {
     }
 }
 
-/// Interfaces every world imports, mapped to the SDK's generated modules.
-const SHARED: &[(&str, &str)] = &[
-    ("berth:plugin/types@0.1.0", "berth::plugin::types"),
-    ("berth:plugin/context@0.1.0", "berth::plugin::context"),
-    ("berth:plugin/process@0.1.0", "berth::plugin::process"),
-    ("berth:plugin/state@0.1.0", "berth::plugin::state"),
-    ("wasi:http/types@0.2.12", "wasi::http::types"),
-    (
-        "wasi:http/outgoing-handler@0.2.12",
-        "wasi::http::outgoing_handler",
-    ),
-    ("wasi:io/poll@0.2.12", "wasi::io::poll"),
-    ("wasi:io/error@0.2.12", "wasi::io::error"),
-    ("wasi:io/streams@0.2.12", "wasi::io::streams"),
-    (
-        "wasi:clocks/monotonic-clock@0.2.12",
-        "wasi::clocks::monotonic_clock",
-    ),
-];
+/// The SDK's copy of the contract: `wit/since_v0.1.0` of the repository,
+/// kept identical by a test, inside this crate so that it is published
+/// with it.
+fn wit_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("wit")
+}
 
-/// `(WIT interface, SDK module)` pairs reused through `with`.
-type Mappings = &'static [(&'static str, &'static str)];
+/// What a plugin world needs from the SDK: every interface it imports
+/// (`(WIT id, SDK module path)`, reused from the SDK's bindings through
+/// `with`), and the berth interfaces it exports (each with an SDK adapter).
+struct WorldShape {
+    imports: Vec<(String, String)>,
+    exports: Vec<String>,
+}
 
-/// Per world: extra shared interfaces, and the SDK adapter per export.
-fn world_parts(world: &str) -> Option<(Mappings, &'static [&'static str])> {
-    const RUNNER_TYPES: &[(&str, &str)] = &[(
-        "berth:plugin/runner-types@0.1.0",
-        "berth::plugin::runner_types",
-    )];
-    const WORKLOAD_TYPES: &[(&str, &str)] = &[(
-        "berth:plugin/workload-types@0.1.0",
-        "berth::plugin::workload_types",
-    )];
-    Some(match world {
-        "tools-plugin" => (&[], &["plugin"]),
-        "runner-plugin" => (RUNNER_TYPES, &["plugin", "runner"]),
-        "backend-plugin" => (WORKLOAD_TYPES, &["plugin", "sandbox", "workloads"]),
-        "template-plugin" => (WORKLOAD_TYPES, &["plugin", "templates"]),
-        _ => return None,
-    })
+/// Read `world` from the contract and list what it imports and exports.
+fn world_shape(world: &str) -> Result<WorldShape, String> {
+    let mut resolve = Resolve::default();
+    let (package, _) = resolve
+        .push_dir(wit_dir())
+        .map_err(|e| format!("the SDK's WIT does not parse: {e:#}"))?;
+    let plugin_worlds: Vec<&str> = resolve.packages[package]
+        .worlds
+        .keys()
+        .map(String::as_str)
+        .filter(|name| name.ends_with("-plugin"))
+        .collect();
+    if !plugin_worlds.contains(&world) {
+        return Err(format!(
+            "unknown berth world `{world}`: expected one of {}",
+            plugin_worlds.join(", ")
+        ));
+    }
+    let id = resolve
+        .select_world(&[package], Some(world))
+        .map_err(|e| format!("{e:#}"))?;
+    let interface_ids = |items: &wit_parser::IndexMap<WorldKey, WorldItem>| -> Vec<_> {
+        items
+            .values()
+            .filter_map(|item| match item {
+                WorldItem::Interface { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    };
+    let imports = interface_ids(&resolve.worlds[id].imports)
+        .into_iter()
+        .filter_map(|iface| {
+            let key = resolve.id_of(iface)?;
+            let package = resolve.interfaces[iface].package?;
+            let name = &resolve.packages[package].name;
+            let module = format!(
+                "{}::{}::{}",
+                snake(&name.namespace),
+                snake(&name.name),
+                snake(resolve.interfaces[iface].name.as_deref()?)
+            );
+            Some((key, module))
+        })
+        .collect();
+    let exports = interface_ids(&resolve.worlds[id].exports)
+        .into_iter()
+        .filter_map(|iface| resolve.interfaces[iface].name.clone())
+        .map(|name| snake(&name))
+        .collect();
+    Ok(WorldShape { imports, exports })
+}
+
+/// A WIT name as the Rust identifier wit-bindgen makes of it.
+fn snake(name: &str) -> String {
+    name.replace('-', "_")
 }
 
 /// Generate the export bindings of one world and wire them to the SDK
@@ -75,30 +108,26 @@ fn world_parts(world: &str) -> Option<(Mappings, &'static [&'static str])> {
 pub fn export_world(input: TokenStream) -> TokenStream {
     let ExportInput { world, plugin } = syn::parse_macro_input!(input as ExportInput);
     let world_name = world.value();
-    let Some((extra, exports)) = world_parts(&world_name) else {
-        return syn::Error::new(
-            world.span(),
-            format!(
-                "unknown berth world `{world_name}`: expected tools-plugin, runner-plugin, backend-plugin or template-plugin"
-            ),
-        )
-        .to_compile_error()
-        .into();
+    let shape = match world_shape(&world_name) {
+        Ok(shape) => shape,
+        Err(message) => {
+            return syn::Error::new(world.span(), message)
+                .to_compile_error()
+                .into();
+        }
     };
-    let wit_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
-    let wit_dir = wit_dir.canonicalize().unwrap_or(wit_dir);
-    let wit_path = wit_dir.to_string_lossy().into_owned();
+    let wit_path = wit_dir().to_string_lossy().into_owned();
 
-    let with_entries = SHARED.iter().chain(extra.iter()).map(|(key, module)| {
+    let with_entries = shape.imports.iter().map(|(key, module)| {
         let path: syn::Path =
             syn::parse_str(&format!("::berth_sdk::__private::bindings::{module}"))
-                .expect("SHARED holds valid Rust paths");
+                .expect("WIT names make valid Rust paths");
         quote! { #key: #path, }
     });
     // Each export interface has a generated `Guest` trait; the SDK provides a
     // blanket adapter for it, implemented here on a local type so that the
     // orphan rule allows it.
-    let impls = exports.iter().map(|export| {
+    let impls = shape.exports.iter().map(|export| {
         let module = format_ident!("{}", export);
         let adapter = format_ident!("{}", format!("{export}_adapter"));
         quote! {
@@ -122,6 +151,21 @@ pub fn export_world(input: TokenStream) -> TokenStream {
         struct __BerthExport;
         #(#impls)*
         __berth_bindings::export!(__BerthExport with_types_in __berth_bindings);
+    }
+    .into()
+}
+
+/// The SDK's own bindings: every shape a plugin world uses, generated once
+/// from the `sdk` world of the SDK's copy of the contract.
+#[proc_macro]
+pub fn sdk_bindings(_input: TokenStream) -> TokenStream {
+    let wit_path = wit_dir().to_string_lossy().into_owned();
+    quote! {
+        ::wit_bindgen::generate!({
+            path: #wit_path,
+            world: "sdk",
+            generate_all,
+        });
     }
     .into()
 }

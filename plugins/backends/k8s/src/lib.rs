@@ -15,8 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_sdk::kube::{self, ObjectRef, WaitUntil};
 use berth_sdk::{
-    Backend, Command, Error, ExecRequest, File, Plugin, ProcessOutput, SandboxSpec, Toolbox,
-    Workload, WorkloadStatus, state,
+    Backend, Error, ExecRequest, File, Plugin, ProcessOutput, SandboxSpec, Toolbox, Workload,
+    WorkloadStatus, state,
 };
 use manifests::{EXPIRES, NAME, OWNER, SANDBOX_PREFIX};
 use serde_json::Value;
