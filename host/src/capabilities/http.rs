@@ -8,33 +8,13 @@ use std::future::Future;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::unit::{self, Capability};
+use super::unit;
 use super::{Caller, HostState};
 
 /// The `http` capability: which hosts a plugin may reach.
 pub struct Http;
 
-impl Capability for Http {
-    type Request = BTreeSet<String>;
-    type Allow = BTreeSet<String>;
-    type Grant = BTreeSet<String>;
-
-    fn allow_requested(request: &BTreeSet<String>) -> BTreeSet<String> {
-        request.clone()
-    }
-
-    fn union(a: &BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
-        unit::both_names(a, b)
-    }
-
-    fn grant(request: &BTreeSet<String>, allow: &BTreeSet<String>) -> BTreeSet<String> {
-        unit::granted_names(request, allow)
-    }
-
-    fn refused(request: &BTreeSet<String>, grant: &BTreeSet<String>) -> Vec<String> {
-        unit::refused_names("http", request, grant)
-    }
-}
+unit::name_list!(Http, "http");
 
 /// Whether `granted` host patterns admit `host`. Patterns are exact host
 /// names or `*.suffix` for any subdomain.

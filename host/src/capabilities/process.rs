@@ -1,13 +1,12 @@
 //! `berth:plugin/process`: run a granted program in a fresh workspace.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasSelf, Linker};
 
-use super::unit::{self, Capability};
+use super::unit;
 use super::{Caller, HostServices, HostState};
 use crate::contract::bindings::shared::berth::plugin::process::{self as wit, RunRequest};
 use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
@@ -17,27 +16,7 @@ use crate::sys::workspace::Workspace;
 /// The `process` capability: which programs a plugin may run.
 pub struct Process;
 
-impl Capability for Process {
-    type Request = BTreeSet<String>;
-    type Allow = BTreeSet<String>;
-    type Grant = BTreeSet<String>;
-
-    fn allow_requested(request: &BTreeSet<String>) -> BTreeSet<String> {
-        request.clone()
-    }
-
-    fn union(a: &BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
-        unit::both_names(a, b)
-    }
-
-    fn grant(request: &BTreeSet<String>, allow: &BTreeSet<String>) -> BTreeSet<String> {
-        unit::granted_names(request, allow)
-    }
-
-    fn refused(request: &BTreeSet<String>, grant: &BTreeSet<String>) -> Vec<String> {
-        unit::refused_names("process", request, grant)
-    }
-}
+unit::name_list!(Process, "process");
 
 /// Largest total size of files a request may write, bytes.
 const MAX_FILES_BYTES: usize = 64 << 20;

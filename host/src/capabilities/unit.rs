@@ -66,6 +66,35 @@ impl<T: Switch> Capability for T {
     }
 }
 
+/// Implements [`Capability`] for `$unit`, a list of names under `$key`
+/// (programs, hosts) where a policy's `"*"` admits any requested name.
+macro_rules! name_list {
+    ($unit:ty, $key:literal) => {
+        impl $crate::capabilities::unit::Capability for $unit {
+            type Request = std::collections::BTreeSet<String>;
+            type Allow = std::collections::BTreeSet<String>;
+            type Grant = std::collections::BTreeSet<String>;
+
+            fn allow_requested(request: &Self::Request) -> Self::Allow {
+                request.clone()
+            }
+
+            fn union(a: &Self::Allow, b: &Self::Allow) -> Self::Allow {
+                $crate::capabilities::unit::both_names(a, b)
+            }
+
+            fn grant(request: &Self::Request, allow: &Self::Allow) -> Self::Grant {
+                $crate::capabilities::unit::granted_names(request, allow)
+            }
+
+            fn refused(request: &Self::Request, grant: &Self::Grant) -> Vec<String> {
+                $crate::capabilities::unit::refused_names($key, request, grant)
+            }
+        }
+    };
+}
+pub(crate) use name_list;
+
 /// Whether `set` names `item`, or holds `"*"` for anything.
 pub fn names(set: &BTreeSet<String>, item: &str) -> bool {
     set.contains("*") || set.contains(item)
