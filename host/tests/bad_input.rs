@@ -124,7 +124,12 @@ fn plugins_check_explains_a_bad_file_and_describes_a_good_one() {
     .unwrap();
     let out = sandbox.run(&["plugins", "check", bad.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not a valid WebAssembly component"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("not a valid WebAssembly component"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.trim_end().lines().count(), 1, "one line: {stdout}");
     assert_no_panic(&out.stderr);
 
     let wasm = common::fixture_wasm("probe-ungranted");
@@ -147,6 +152,27 @@ fn plugins_check_explains_a_bad_file_and_describes_a_good_one() {
     assert_eq!(report["api"], "0.1.0");
     assert_eq!(report["requested"]["process"][0], "sh");
     assert_eq!(report["granted"]["process"].as_array().unwrap().len(), 0);
+    assert_eq!(report["tools"][0], "probe");
+}
+
+#[test]
+fn plugins_check_needs_no_manifest_and_shows_every_grant_unrequested() {
+    let sandbox = Sandbox::with_fixtures(&[]);
+    let wasm = sandbox.dir.path().join("Probe_Copy.wasm");
+    std::fs::copy(common::fixture_wasm("probe-ungranted"), &wasm).unwrap();
+    let out = sandbox.run(&["plugins", "check", wasm.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["name"], "probe-copy");
+    assert_eq!(report["kind"], "tools");
+    assert_eq!(report["api"], "0.1.0");
+    assert_eq!(report["requested"]["process"].as_array().unwrap().len(), 0);
+    assert_eq!(report["granted"]["state"], false);
     assert_eq!(report["tools"][0], "probe");
 }
 

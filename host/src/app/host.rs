@@ -24,7 +24,7 @@ use crate::runs::sessions;
 use crate::runtime::engine::{self, Compiler};
 use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::loader::{self, LoadStats};
-use crate::runtime::plugin::Plugin;
+use crate::runtime::plugin::{Origin, Plugin};
 use crate::runtime::registry::{LoadFailure, Owner, Registry};
 use crate::runtime::world::World;
 use crate::state::{AuditEntry, Database};
@@ -276,7 +276,18 @@ impl PluginHost {
             tracing::error!(origin = %failure.origin, "plugin not loaded: {}", failure.reason);
         }
         for plugin in registry.plugins() {
-            if !plugin.refused.is_empty() {
+            if plugin.refused.is_empty() {
+                continue;
+            }
+            // A bundled plugin the operator has not configured gets what it
+            // requests, except what only the operator can choose (a host
+            // directory behind `read_dirs`): that is the expected default,
+            // not a warning.
+            let defaulted = matches!(plugin.origin, Origin::Bundled)
+                && !self.config.policy.contains_key(plugin.name());
+            if defaulted {
+                tracing::info!(plugin = plugin.name(), refused = ?plugin.refused, "optional capabilities left off until berth.toml grants them in [policy.NAME]");
+            } else {
                 tracing::warn!(plugin = plugin.name(), refused = ?plugin.refused, "requested capabilities not granted by policy");
             }
         }

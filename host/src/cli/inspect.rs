@@ -90,18 +90,23 @@ pub async fn check(
     manifest: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let manifest_path = match manifest {
-        Some(path) => path.to_path_buf(),
-        None if file.with_extension("toml").is_file() => file.with_extension("toml"),
-        None => file.with_file_name("plugin.toml"),
-    };
-    let manifest_text = std::fs::read_to_string(&manifest_path).with_context(|| {
-        format!(
-            "reading manifest {} (pass --manifest to name it)",
-            manifest_path.display()
-        )
-    })?;
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let manifest_path = match manifest {
+        Some(path) => Some(path.to_path_buf()),
+        None if file.with_extension("toml").is_file() => Some(file.with_extension("toml")),
+        None if file.with_file_name("plugin.toml").is_file() => {
+            Some(file.with_file_name("plugin.toml"))
+        }
+        None => None,
+    };
+    let manifest_text = match &manifest_path {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading manifest {}", path.display()))?,
+        None => match unrequested_manifest(file, &wasm) {
+            Ok(text) => text,
+            Err(err) => return report_failure(file, &format!("{err:#}"), json),
+        },
+    };
     config.bundled_plugins = false;
     config.plugin_dirs.clear();
     let host = PluginHost::start_with_db(config, crate::state::Database::in_memory()?).await?;
@@ -112,15 +117,7 @@ pub async fn check(
     };
     let (plugins, failures) = host.load_sources(vec![source]).await;
     if let Some(failure) = failures.first() {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({ "ok": false, "error": failure.reason }))?
-            );
-        } else {
-            println!("{}: {}", file.display(), failure.reason);
-        }
-        return Ok(ExitCode::FAILURE);
+        return report_failure(file, &failure.reason, json);
     }
     let plugin = plugins
         .first()
@@ -147,4 +144,47 @@ pub async fn check(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A manifest for a component that came without one: named after the file,
+/// of the world and contract version its exports declare, requesting no
+/// capabilities (so every grant shows as unrequested).
+fn unrequested_manifest(file: &Path, wasm: &[u8]) -> anyhow::Result<String> {
+    crate::runtime::engine::check_header(wasm)?;
+    let engine = crate::runtime::engine::build()?;
+    let component = wasmtime::component::Component::new(&engine, wasm)
+        .map_err(|e| anyhow::anyhow!("not a valid WebAssembly component: {e}"))?;
+    let component_type = component.component_type();
+    let detected =
+        crate::runtime::world::detect(component_type.exports(&engine).map(|(name, _)| name))?;
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    let name: String = stem
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    let name = if name.is_empty() { "plugin" } else { name };
+    Ok(format!(
+        "name = {name:?}\nversion = \"0.0.0\"\nkind = {:?}\napi = \"={}\"\n",
+        detected.world.kind(),
+        detected.version
+    ))
+}
+
+/// Print why `file` did not load, on one line, and fail.
+fn report_failure(file: &Path, reason: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "ok": false, "error": reason }))?
+        );
+    } else {
+        println!("{}: {reason}", file.display());
+    }
+    Ok(ExitCode::FAILURE)
 }

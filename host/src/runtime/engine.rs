@@ -90,6 +90,7 @@ impl Compiler {
     /// Compile `bytes` (or load their cached compilation). Returns the
     /// component and whether the cache was used.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<(Component, bool)> {
+        check_header(bytes)?;
         let cached = self.cache_path(bytes);
         if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
             // SAFETY: the file was written by `precompile_component` of an
@@ -129,4 +130,41 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.persist(path)?;
     Ok(())
+}
+
+/// Refuse bytes that are not a component before wasmtime parses them, in
+/// one line: not WebAssembly at all, or a core module rather than a
+/// component.
+pub fn check_header(bytes: &[u8]) -> anyhow::Result<()> {
+    const MAGIC: &[u8] = b"\0asm";
+    const COMPONENT_LAYER: [u8; 2] = [0x01, 0x00];
+    if !bytes.starts_with(MAGIC) {
+        anyhow::bail!(
+            "not a valid WebAssembly component: not a WebAssembly file at all (it does not start with `\\0asm`)"
+        );
+    }
+    if bytes.get(6..8) != Some(&COMPONENT_LAYER[..]) {
+        anyhow::bail!(
+            "not a valid WebAssembly component: a core module; build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_that_are_not_a_component_are_named_in_one_line() {
+        let not_wasm = check_header(b"#!/bin/sh\n").unwrap_err().to_string();
+        assert!(
+            not_wasm.contains("not a WebAssembly file at all"),
+            "{not_wasm}"
+        );
+        let core = check_header(b"\0asm\x01\0\0\0").unwrap_err().to_string();
+        assert!(core.contains("a core module"), "{core}");
+        assert!(!not_wasm.contains('\n') && !core.contains('\n'));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
 }
