@@ -24,7 +24,7 @@ use crate::runs::sessions;
 use crate::runtime::engine::{self, Compiler};
 use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::loader::{self, LoadStats};
-use crate::runtime::plugin::{Origin, Plugin};
+use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::{LoadFailure, Owner, Registry};
 use crate::runtime::world::World;
 use crate::state::{AuditEntry, Database};
@@ -283,9 +283,7 @@ impl PluginHost {
             // requests, except what only the operator can choose (a host
             // directory behind `read_dirs`): that is the expected default,
             // not a warning.
-            let defaulted = matches!(plugin.origin, Origin::Bundled)
-                && !self.config.policy.contains_key(plugin.name());
-            if defaulted {
+            if loader::on_bundled_default(&plugin.origin, plugin.name(), &self.config) {
                 tracing::info!(plugin = plugin.name(), refused = ?plugin.refused, "optional capabilities left off until berth.toml grants them in [policy.NAME]");
             } else {
                 tracing::warn!(plugin = plugin.name(), refused = ?plugin.refused, "requested capabilities not granted by policy");
@@ -342,7 +340,6 @@ impl PluginHost {
             .tool(tool)
             .ok_or_else(|| ToolCallError::UnknownTool(tool.to_string()))?
             .clone();
-        drop(registry);
         entry
             .validate(&arguments)
             .map_err(|problems| ToolCallError::InvalidArguments {
@@ -352,7 +349,7 @@ impl PluginHost {
         let started = Instant::now();
         let result = match &entry.owner {
             Owner::Plugin(plugin) => plugin.call_tool(tool, &arguments.to_string(), sink).await,
-            Owner::Host(set) => set.call(tool, arguments, self.registry(), sink).await,
+            Owner::Host(set) => set.call(tool, arguments, registry, sink).await,
         };
         let elapsed = started.elapsed();
         let outcome = match &result {

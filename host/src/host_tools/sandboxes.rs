@@ -197,11 +197,8 @@ impl HostToolSet for SandboxTools {
     }
 
     fn tools(&self, plugins: &[Arc<Plugin>]) -> Vec<Tool> {
-        if plugins.iter().any(|p| p.world == World::Backend) {
-            tools()
-        } else {
-            Vec::new()
-        }
+        let needed = plugins.iter().any(|p| p.world == World::Backend);
+        needed.then(tools).unwrap_or_default()
     }
 
     fn call<'a>(

@@ -115,11 +115,8 @@ impl HostToolSet for SessionTools {
     }
 
     fn tools(&self, plugins: &[Arc<Plugin>]) -> Vec<Tool> {
-        if plugins.iter().any(|p| p.runner.is_some()) {
-            tools()
-        } else {
-            Vec::new()
-        }
+        let needed = plugins.iter().any(|p| p.runner.is_some());
+        needed.then(tools).unwrap_or_default()
     }
 
     fn call<'a>(

@@ -305,11 +305,8 @@ impl HostToolSet for TemplateTools {
     }
 
     fn tools(&self, plugins: &[Arc<Plugin>]) -> Vec<Tool> {
-        if plugins.iter().any(|p| p.world == World::Template) {
-            tools()
-        } else {
-            Vec::new()
-        }
+        let needed = plugins.iter().any(|p| p.world == World::Template);
+        needed.then(tools).unwrap_or_default()
     }
 
     fn call<'a>(

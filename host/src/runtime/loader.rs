@@ -36,6 +36,12 @@ pub trait PluginSettings: Sync {
     fn plugin_config_json(&self, plugin: &str) -> String;
 }
 
+/// Whether a plugin from `origin` named `name` runs on the default policy
+/// of a bundled plugin: what it requests, since berth.toml does not name it.
+pub fn on_bundled_default(origin: &Origin, name: &str, config: &dyn PluginSettings) -> bool {
+    matches!(origin, Origin::Bundled) && !config.names_policy(name)
+}
+
 /// A plugin's files, before anything is checked.
 pub struct Source {
     /// Where it comes from.
@@ -200,11 +206,12 @@ async fn load_one(
         .context("not a valid WebAssembly component")?;
     // A bundled plugin ships with berth and was reviewed with it: what it
     // requests is its default policy, until berth.toml names it.
-    let policy = match &source.origin {
-        Origin::Bundled if !config.names_policy(&manifest.name) => config
+    let policy = if on_bundled_default(&source.origin, &manifest.name, config) {
+        config
             .policy_for(&manifest.name)
-            .union(&Policy::from(&manifest.capabilities)),
-        _ => config.policy_for(&manifest.name),
+            .union(&Policy::from(&manifest.capabilities))
+    } else {
+        config.policy_for(&manifest.name)
     };
     let grants = Grants::intersect(&manifest.capabilities, &policy);
     let limits = config.limits_for(&manifest.name);

@@ -63,12 +63,13 @@ impl HostToolSet for RunTools {
         sink: Arc<dyn CallSink>,
     ) -> BoxFuture<'a, Result<ToolOutput, CallError>> {
         Box::pin(async move {
+            let language = tool.strip_prefix("run_");
             let runner = registry
                 .plugins()
                 .find(|p| {
                     p.runner
                         .as_ref()
-                        .is_some_and(|info| tool_name(info) == tool)
+                        .is_some_and(|info| Some(info.language.as_str()) == language)
                 })
                 .cloned()
                 .ok_or_else(|| {
