@@ -8,6 +8,9 @@
 //! - `startup/*`: process start to the first tool list with a warm and a
 //!   cold compile cache, against `berth --version`.
 
+// criterion_group! expands to an undocumented public function.
+#![allow(missing_docs)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

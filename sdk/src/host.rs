@@ -49,6 +49,22 @@ pub fn config() -> serde_json::Value {
     serde_json::from_str(&context::config()).unwrap_or_else(|_| serde_json::json!({}))
 }
 
+/// The plugin's settings parsed as `T` (missing keys take `T`'s defaults
+/// when it derives them with `#[serde(default)]`), or an error naming the
+/// `[plugin_config.PLUGIN]` section and the bad key.
+///
+/// ```no_run
+/// #[derive(serde::Deserialize, Default)]
+/// #[serde(default, deny_unknown_fields)]
+/// struct Settings { pull: String }
+/// let settings: Settings = berth_sdk::settings("podman")?;
+/// # Ok::<(), berth_sdk::Error>(())
+/// ```
+pub fn settings<T: DeserializeOwned>(plugin: &str) -> Result<T> {
+    serde_json::from_value(config())
+        .map_err(|e| Error::invalid_input(format!("[plugin_config.{plugin}] in berth.toml: {e}")))
+}
+
 /// This berth deployment's id: stable across restarts, distinct per data
 /// directory. Label what the plugin creates with it, so that only this
 /// deployment lists and reaps it.

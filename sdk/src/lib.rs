@@ -44,22 +44,24 @@
 //! [`elicit`]) work only when the plugin's policy grants them; otherwise they
 //! return [`Error::Denied`].
 
+mod builders;
 pub mod checks;
+mod dependencies;
 mod error;
 mod export;
 pub mod host;
 pub mod http;
 mod kinds;
 mod tool;
+pub mod workloads;
 
+pub use dependencies::{MAX_DEPENDENCIES, check_dependency_count, check_dependency_spec};
 pub use error::Result;
 pub use host::{
-    cancelled, config, elicit, elicit_as, instance, kube, log, mirrord, process, progress, state,
+    cancelled, config, elicit, elicit_as, instance, kube, log, mirrord, process, progress,
+    settings, state,
 };
-pub use kinds::{
-    Backend, MAX_DEPENDENCIES, Plugin, Runner, Template, check_dependency_count,
-    check_dependency_spec,
-};
+pub use kinds::{Backend, Plugin, Runner, Template};
 pub use tool::{ToolSpec, Toolbox};
 
 /// The shapes of the plugin contract (`berth:plugin/types`): errors, tools,

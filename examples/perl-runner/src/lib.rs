@@ -33,12 +33,10 @@ fn module(spec: &str) -> berth_sdk::Result<String> {
 
 impl Runner for Perl {
     fn info() -> RunnerInfo {
-        RunnerInfo {
-            language: "perl".into(),
-            aliases: vec!["pl".into()],
-            programs: vec!["perl".into(), "cpanm".into()],
-            toolchain_probe: Command::new("perl").args(["-e", "print $^V"]),
-        }
+        RunnerInfo::new("perl", Command::new("perl").args(["-e", "print $^V"]))
+            .alias("pl")
+            .program("perl")
+            .program("cpanm")
     }
 
     fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {

@@ -26,7 +26,6 @@ use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::loader::{self, LoadStats};
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::{LoadFailure, Owner, Registry};
-use crate::runtime::world::World;
 use crate::state::{AuditEntry, Database};
 use crate::sys::workspace;
 
@@ -206,8 +205,11 @@ impl PluginHost {
         // cluster) must not hold up the others.
         let reaps = registry
             .plugins()
-            .filter(|p| p.world == World::Backend)
-            .map(|backend| async move { (backend, backend.reap(all_sandboxes).await) });
+            .filter_map(|p| p.backend())
+            .map(|backend| async move {
+                let outcome = backend.reap(all_sandboxes).await;
+                (backend, outcome)
+            });
         for (backend, outcome) in futures::future::join_all(reaps).await {
             match outcome {
                 Ok(0) => {}

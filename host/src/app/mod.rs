@@ -4,3 +4,5 @@
 pub mod config;
 pub mod host;
 pub mod metrics;
+#[cfg(test)]
+pub mod testing;

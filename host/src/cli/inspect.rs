@@ -20,7 +20,7 @@ fn plugin_json(plugin: &Plugin) -> serde_json::Value {
         "origin": plugin.origin.to_string(),
         "description": plugin.description,
         "requested": plugin.manifest.capabilities,
-        "granted": *plugin.grants,
+        "granted": *plugin.grants(),
         "refused": plugin.refused,
         "tools": plugin.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
     })
@@ -134,7 +134,7 @@ pub async fn check(
             "requested {}",
             serde_json::to_string(&plugin.manifest.capabilities)?
         );
-        println!("granted   {}", serde_json::to_string(&*plugin.grants)?);
+        println!("granted   {}", serde_json::to_string(plugin.grants())?);
         for tool in &plugin.tools {
             println!(
                 "tool      {} - {}",

@@ -49,12 +49,8 @@ impl Plugin for {ty} {
 
 impl Runner for {ty} {
     fn info() -> RunnerInfo {
-        RunnerInfo {
-            language: "{lang}".into(),
-            aliases: vec![],
-            programs: vec!["sh".into()],
-            toolchain_probe: Command::new("sh").args(["-c", "echo posix-sh"]),
-        }
+        RunnerInfo::new("{lang}", Command::new("sh").args(["-c", "echo posix-sh"]))
+            .program("sh")
     }
 
     fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {

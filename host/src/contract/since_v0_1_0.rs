@@ -6,6 +6,8 @@
 //! host interface serves every world.
 
 /// Shared types and host interfaces.
+// Generated items carry the WIT's own docs where the WIT has them.
+#[allow(missing_docs)]
 pub mod shared {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.1.0",
@@ -23,87 +25,58 @@ pub mod shared {
     });
 }
 
+/// Bindings of one plugin world that reuse [`shared`] for every host
+/// interface, so one implementation of each serves all worlds. The
+/// arguments name the world and the shared type interfaces its exports use
+/// beyond the host ones.
+macro_rules! plugin_world {
+    ($world:literal $(, $types:literal => $module:ident)*) => {
+        wasmtime::component::bindgen!({
+            path: "../wit/since_v0.1.0",
+            world: $world,
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "berth:plugin/types": crate::contract::since_v0_1_0::shared::berth::plugin::types,
+                "berth:plugin/context": crate::contract::since_v0_1_0::shared::berth::plugin::context,
+                "berth:plugin/process": crate::contract::since_v0_1_0::shared::berth::plugin::process,
+                "berth:plugin/state": crate::contract::since_v0_1_0::shared::berth::plugin::state,
+                "berth:plugin/mirrord": crate::contract::since_v0_1_0::shared::berth::plugin::mirrord,
+                "berth:plugin/kube": crate::contract::since_v0_1_0::shared::berth::plugin::kube,
+                $($types: crate::contract::since_v0_1_0::shared::berth::plugin::$module,)*
+                "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                "wasi": wasmtime_wasi::p2::bindings,
+            },
+        });
+    };
+}
+
 /// The `tools-plugin` world.
+// Generated items carry the WIT's own docs where the WIT has them.
+#[allow(missing_docs)]
 pub mod tools {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v0.1.0",
-        world: "berth:plugin/tools-plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "berth:plugin/types": crate::contract::since_v0_1_0::shared::berth::plugin::types,
-            "berth:plugin/context": crate::contract::since_v0_1_0::shared::berth::plugin::context,
-            "berth:plugin/process": crate::contract::since_v0_1_0::shared::berth::plugin::process,
-            "berth:plugin/state": crate::contract::since_v0_1_0::shared::berth::plugin::state,
-            "berth:plugin/mirrord": crate::contract::since_v0_1_0::shared::berth::plugin::mirrord,
-            "berth:plugin/kube": crate::contract::since_v0_1_0::shared::berth::plugin::kube,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi": wasmtime_wasi::p2::bindings,
-        },
-    });
+    plugin_world!("berth:plugin/tools-plugin");
 }
 
 /// The `runner-plugin` world.
+// Generated items carry the WIT's own docs where the WIT has them.
+#[allow(missing_docs)]
 pub mod runner {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v0.1.0",
-        world: "berth:plugin/runner-plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "berth:plugin/types": crate::contract::since_v0_1_0::shared::berth::plugin::types,
-            "berth:plugin/context": crate::contract::since_v0_1_0::shared::berth::plugin::context,
-            "berth:plugin/process": crate::contract::since_v0_1_0::shared::berth::plugin::process,
-            "berth:plugin/state": crate::contract::since_v0_1_0::shared::berth::plugin::state,
-            "berth:plugin/mirrord": crate::contract::since_v0_1_0::shared::berth::plugin::mirrord,
-            "berth:plugin/kube": crate::contract::since_v0_1_0::shared::berth::plugin::kube,
-            "berth:plugin/runner-types": crate::contract::since_v0_1_0::shared::berth::plugin::runner_types,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi": wasmtime_wasi::p2::bindings,
-        },
-    });
+    plugin_world!("berth:plugin/runner-plugin", "berth:plugin/runner-types" => runner_types);
 }
 
 /// The `backend-plugin` world.
+// Generated items carry the WIT's own docs where the WIT has them.
+#[allow(missing_docs)]
 pub mod backend {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v0.1.0",
-        world: "berth:plugin/backend-plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "berth:plugin/types": crate::contract::since_v0_1_0::shared::berth::plugin::types,
-            "berth:plugin/context": crate::contract::since_v0_1_0::shared::berth::plugin::context,
-            "berth:plugin/process": crate::contract::since_v0_1_0::shared::berth::plugin::process,
-            "berth:plugin/state": crate::contract::since_v0_1_0::shared::berth::plugin::state,
-            "berth:plugin/mirrord": crate::contract::since_v0_1_0::shared::berth::plugin::mirrord,
-            "berth:plugin/kube": crate::contract::since_v0_1_0::shared::berth::plugin::kube,
-            "berth:plugin/workload-types": crate::contract::since_v0_1_0::shared::berth::plugin::workload_types,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi": wasmtime_wasi::p2::bindings,
-        },
-    });
+    plugin_world!("berth:plugin/backend-plugin", "berth:plugin/workload-types" => workload_types);
 }
 
 /// The `template-plugin` world.
+// Generated items carry the WIT's own docs where the WIT has them.
+#[allow(missing_docs)]
 pub mod template {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v0.1.0",
-        world: "berth:plugin/template-plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "berth:plugin/types": crate::contract::since_v0_1_0::shared::berth::plugin::types,
-            "berth:plugin/context": crate::contract::since_v0_1_0::shared::berth::plugin::context,
-            "berth:plugin/process": crate::contract::since_v0_1_0::shared::berth::plugin::process,
-            "berth:plugin/state": crate::contract::since_v0_1_0::shared::berth::plugin::state,
-            "berth:plugin/mirrord": crate::contract::since_v0_1_0::shared::berth::plugin::mirrord,
-            "berth:plugin/kube": crate::contract::since_v0_1_0::shared::berth::plugin::kube,
-            "berth:plugin/workload-types": crate::contract::since_v0_1_0::shared::berth::plugin::workload_types,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi": wasmtime_wasi::p2::bindings,
-        },
-    });
+    plugin_world!("berth:plugin/template-plugin", "berth:plugin/workload-types" => workload_types);
 }
 
 pub use shared::berth::plugin::types;

@@ -11,6 +11,7 @@ use crate::contract::sink::CallSink;
 use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::Registry;
+use crate::runtime::world::World;
 
 use crate::contract::bindings::types::{Content, Error as WitError, Tool, ToolHints, ToolOutput};
 use crate::runs::RunServices;
@@ -115,7 +116,7 @@ impl HostToolSet for SessionTools {
     }
 
     fn tools(&self, plugins: &[Arc<Plugin>]) -> Vec<Tool> {
-        let needed = plugins.iter().any(|p| p.runner.is_some());
+        let needed = plugins.iter().any(|p| p.world == World::Runner);
         needed.then(tools).unwrap_or_default()
     }
 

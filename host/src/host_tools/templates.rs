@@ -13,7 +13,7 @@ use crate::contract::bindings::types::{Content, Error as WitError, Tool, ToolHin
 use crate::contract::error::CallError;
 use crate::contract::sink::CallSink;
 use crate::runtime::host_tool::HostToolSet;
-use crate::runtime::plugin::Plugin;
+use crate::runtime::plugin::{Plugin, Templates};
 use crate::runtime::registry::Registry;
 use crate::runtime::world::World;
 use futures::future::BoxFuture;
@@ -102,19 +102,11 @@ fn text_arg<'a>(arguments: &'a Value, key: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-fn template_plugins(registry: &Registry) -> Vec<Arc<Plugin>> {
-    registry
-        .plugins()
-        .filter(|p| p.world == World::Template)
-        .cloned()
-        .collect()
-}
-
 /// Every template, with the plugin offering it.
-async fn all_templates(registry: &Registry) -> Result<Vec<(Arc<Plugin>, TemplateInfo)>, CallError> {
+async fn all_templates(registry: &Registry) -> Result<Vec<(Templates, TemplateInfo)>, CallError> {
     let mut all = Vec::new();
-    for plugin in template_plugins(registry) {
-        for info in plugin.list_templates().await? {
+    for plugin in registry.plugins().filter_map(|p| p.templates()) {
+        for info in plugin.list().await? {
             all.push((plugin.clone(), info));
         }
     }
@@ -246,7 +238,7 @@ async fn call(
                 .unwrap_or_else(|| json!({}));
             check_params(info, &params).map_err(CallError::Plugin)?;
             let mut workload = plugin
-                .render_template(&info.name, &params.to_string(), sink.clone())
+                .render(&info.name, &params.to_string(), sink.clone())
                 .await?;
             if let Some(name) = arguments.get("name").and_then(Value::as_str) {
                 crate::sys::kube::names::check_label("workload name", name)

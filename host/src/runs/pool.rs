@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::contract::bindings::shared::berth::plugin::workload_types::SandboxSpec;
 use crate::contract::sink::{CallSink, Unattended};
-use crate::runtime::plugin::Plugin;
+use crate::runtime::plugin::Backend;
 
 /// Lifetime a backend gives a pooled sandbox: it removes it on its own
 /// after this even when berth is gone.
@@ -77,7 +77,7 @@ impl SandboxPools {
     /// holds one; the pool is refilled either way.
     pub fn take(
         self: &Arc<Self>,
-        backend: &Arc<Plugin>,
+        backend: &Backend,
         spec: &SandboxSpec,
         size: usize,
     ) -> Option<String> {
@@ -104,7 +104,7 @@ impl SandboxPools {
 
     /// Create sandboxes in the background until the pool of `backend` for
     /// `spec` holds (or is creating) `size`.
-    pub fn fill(self: &Arc<Self>, backend: &Arc<Plugin>, spec: &SandboxSpec, size: usize) {
+    pub fn fill(self: &Arc<Self>, backend: &Backend, spec: &SandboxSpec, size: usize) {
         if !self.active.load(Ordering::SeqCst) {
             return;
         }
@@ -155,7 +155,7 @@ impl SandboxPools {
 
     /// Replace pooled sandboxes that are too old and top every pool up;
     /// `backend` finds a loaded backend by name.
-    pub fn refresh(self: &Arc<Self>, backend: impl Fn(&str) -> Option<Arc<Plugin>>) {
+    pub fn refresh(self: &Arc<Self>, backend: impl Fn(&str) -> Option<Backend>) {
         let pools: Vec<(String, SandboxSpec, usize, Vec<String>)> = self
             .pools()
             .values_mut()
@@ -182,7 +182,7 @@ impl SandboxPools {
 
     /// Stop keeping pools, destroy every pooled sandbox and wait for the
     /// sandboxes of finished runs to be gone.
-    pub async fn drain(&self, backend: impl Fn(&str) -> Option<Arc<Plugin>>) {
+    pub async fn drain(&self, backend: impl Fn(&str) -> Option<Backend>) {
         self.active.store(false, Ordering::SeqCst);
         let pooled: Vec<(String, String)> = self
             .pools()
@@ -215,7 +215,7 @@ impl SandboxPools {
 
     /// Destroy sandbox `id` of `backend` in the background;
     /// [`SandboxPools::drain`] waits for it.
-    pub fn destroy_later(&self, backend: Arc<Plugin>, id: String) {
+    pub fn destroy_later(&self, backend: Backend, id: String) {
         let destroying = self.destroying.clone();
         destroying.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
@@ -225,7 +225,7 @@ impl SandboxPools {
     }
 }
 
-async fn destroy(backend: &Plugin, id: &str) {
+async fn destroy(backend: &Backend, id: &str) {
     if let Err(err) = backend.sandbox_destroy(id, Arc::new(Unattended)).await {
         tracing::warn!(sandbox = %id, "destroying the sandbox failed (the reaper will retry): {err}");
     }

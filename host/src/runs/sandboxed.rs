@@ -14,12 +14,12 @@ use crate::contract::error::CallError;
 use crate::contract::sink::CallSink;
 use crate::runs::plan::{Execution, Outcome, Phase, Places, SandboxUse, describe};
 use crate::runs::pool::SandboxPools;
-use crate::runtime::plugin::Plugin;
+use crate::runtime::plugin::Backend;
 
 /// A sandbox of a backend plugin that a plan runs in instead of the host.
 pub struct SandboxPlace {
     /// The backend.
-    pub backend: Arc<Plugin>,
+    pub backend: Backend,
     /// Which of its sandboxes.
     pub sandbox: Sandbox,
 }
@@ -97,7 +97,7 @@ pub async fn execute_in_sandbox(
     })
 }
 
-fn sandbox_error(what: &str, backend: &Plugin, err: CallError) -> WitError {
+fn sandbox_error(what: &str, backend: &Backend, err: CallError) -> WitError {
     match err {
         CallError::Plugin(wit) => wit,
         other => WitError::Failed(format!("{what} on backend `{}`: {other}", backend.name())),
@@ -107,7 +107,7 @@ fn sandbox_error(what: &str, backend: &Plugin, err: CallError) -> WitError {
 async fn run_in_sandbox(
     grants: &Grants,
     execution: &Execution,
-    backend: &Plugin,
+    backend: &Backend,
     id: &str,
     sink: Arc<dyn CallSink>,
     started: Instant,

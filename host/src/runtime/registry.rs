@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::contract::bindings::types::{Error as WitError, Tool};
 use crate::runtime::filter::ToolFilter;
 use crate::runtime::host_tool::HostToolSet;
-use crate::runtime::plugin::Plugin;
+use crate::runtime::plugin::{Backend, Plugin};
 use crate::runtime::world::World;
 
 /// A plugin, or a tool, that could not be loaded, and why.
@@ -243,10 +243,10 @@ impl Registry {
 
     /// The loaded backend plugin `name`, or a not-found error listing the
     /// loaded backends.
-    pub fn backend(&self, name: &str) -> Result<Arc<Plugin>, WitError> {
-        self.plugins()
-            .find(|p| p.name() == name && p.world == World::Backend)
-            .cloned()
+    pub fn backend(&self, name: &str) -> Result<Backend, WitError> {
+        self.plugins
+            .get(name)
+            .and_then(|p| p.backend())
             .ok_or_else(|| {
                 let loaded: Vec<&str> = self
                     .plugins()

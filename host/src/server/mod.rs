@@ -1,6 +1,8 @@
-//! The MCP surface: the server handler, conversions, and the transports.
+//! The MCP surface: the server handler, calls parked for an answer,
+//! conversions, and the transports.
 
 pub mod call;
 pub mod convert;
 pub mod handler;
+pub mod pending;
 pub mod transport;

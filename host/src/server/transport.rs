@@ -16,7 +16,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::app::host::PluginHost;
-use crate::server::handler::{BerthServer, Shared};
+use crate::server::handler::BerthServer;
+use crate::server::pending::Shared;
 
 /// Host names that always count as this machine.
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];

@@ -1,10 +1,12 @@
-//! The arguments of `run_<language>`: its JSON Schema, how callers may
-//! give dependencies, and the checks the schema cannot express.
+//! The arguments of `run_<language>`: the type its JSON Schema is derived
+//! from, the runner's dependency items passed through, and the checks the
+//! schema cannot express.
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::contract::bindings::shared::berth::plugin::runner_types::RunnerInfo;
 use crate::contract::bindings::types::{Error as WitError, Tool, ToolHints};
@@ -24,46 +26,40 @@ pub fn tool_name(info: &RunnerInfo) -> String {
     format!("run_{}", info.language)
 }
 
-/// The `run_<language>` tool a runner gets.
-pub fn tool(info: &RunnerInfo) -> Tool {
+/// The `run_<language>` tool a runner gets; its dependency items follow
+/// `dependency_item`, the runner's own schema of one item.
+pub(super) fn tool(info: &RunnerInfo, dependency_item: &Value) -> Tool {
     let language = &info.language;
     let aliases = if info.aliases.is_empty() {
         String::new()
     } else {
         format!(" (also known as {})", info.aliases.join(", "))
     };
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "code": {"type": "string", "minLength": 1, "description": format!("The {language} source to run.")},
-            "dependencies": {
-                "type": "array",
-                "maxItems": MAX_DEPENDENCIES,
-                "description": "Third-party packages, in the ecosystem's own syntax: pip specifiers (`requests>=2`), npm `name@range`, or cargo specs (`serde_json@1`, `tokio@1[full]`, or an object). Environments are cached by language, toolchain and this set.",
-                "items": {"oneOf": [
-                    {"type": "string", "minLength": 1, "maxLength": MAX_DEPENDENCY_BYTES},
-                    {"type": "object", "properties": {
-                        "name": {"type": "string"},
-                        "version": {"type": "string"},
-                        "features": {"type": "array", "items": {"type": "string"}}
-                    }, "required": ["name"], "additionalProperties": false}
-                ]}
-            },
-            "deployment": {"type": "string", "description": "Run in the context of this Kubernetes deployment through `mirrord exec` (its network, environment and files)."},
-            "pod": {"type": "string", "description": "Like `deployment`, for one pod."},
-            "namespace": {"type": "string", "description": "Namespace of the deployment or pod."},
-            "mirrord_config": {"type": "string", "description": "mirrord configuration as a JSON object string."},
-            "timeout_secs": {"type": "integer", "minimum": 1, "description": "Time limit of the program itself (setup is limited separately)."},
-            "stdin": {"type": "string", "description": "Standard input of the program."},
-            "args": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_LIST, "description": "Arguments of the program."},
-            "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra environment variables of the program."},
-            "session": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "Keep the workspace (files the program writes) across calls with the same session name, until it is idle too long or stopped with stop_session."},
-            "sandbox": {"type": "string", "description": "Run inside a sandbox instead: a backend name (`podman`, `k8s`) or an existing sandbox id."}
-        },
-        "required": ["code"],
-        "additionalProperties": false
-    });
-    let output = json!({
+    let mut schema = schemars::schema_for!(RunArgs).to_value();
+    let properties = &mut schema["properties"];
+    properties["code"]["description"] = json!(format!("The {language} source to run."));
+    properties["dependencies"]["items"] = dependency_item.clone();
+    Tool {
+        name: tool_name(info),
+        title: Some(format!("Run {language}")),
+        description: format!(
+            "Run a {language} snippet{aliases} with its dependencies and return its output. Locally by default; with `deployment` or `pod`, inside that workload's context through mirrord. Environments with the same dependencies are reused, so repeat runs skip installation."
+        ),
+        input_schema: schema.to_string(),
+        output_schema: Some(output_schema().to_string()),
+        hints: ToolHints::OPEN_WORLD,
+    }
+}
+
+/// The schema of one dependency for a runner that declares none: a spec
+/// string in the ecosystem's own syntax.
+pub(super) fn string_dependency() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_DEPENDENCY_BYTES})
+}
+
+/// The structured result every `run_<language>` call returns.
+fn output_schema() -> Value {
+    json!({
         "type": "object",
         "properties": {
             "exit_code": {"type": ["integer", "null"]},
@@ -89,76 +85,67 @@ pub fn tool(info: &RunnerInfo) -> Tool {
             }
         },
         "required": ["exit_code", "stdout", "stderr", "phase", "duration_ms", "cached_env", "truncated"]
-    });
-    Tool {
-        name: tool_name(info),
-        title: Some(format!("Run {language}")),
-        description: format!(
-            "Run a {language} snippet{aliases} with its dependencies and return its output. Locally by default; with `deployment` or `pod`, inside that workload's context through mirrord. Environments with the same dependencies are reused, so repeat runs skip installation."
-        ),
-        input_schema: schema.to_string(),
-        output_schema: Some(output.to_string()),
-        hints: ToolHints::OPEN_WORLD,
-    }
+    })
 }
 
-/// A dependency as callers may give it.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum Dependency {
-    Spec(String),
-    Crate {
-        name: String,
-        version: Option<String>,
-        #[serde(default)]
-        features: Vec<String>,
-    },
-}
-
-impl Dependency {
-    /// The spec string the runner parses.
-    pub(super) fn into_spec(self) -> String {
-        match self {
-            Dependency::Spec(spec) => spec,
-            Dependency::Crate {
-                name,
-                version,
-                features,
-            } => {
-                let mut spec = name;
-                if let Some(version) = version {
-                    spec.push('@');
-                    spec.push_str(&version);
-                }
-                if !features.is_empty() {
-                    spec.push('[');
-                    spec.push_str(&features.join(","));
-                    spec.push(']');
-                }
-                spec
-            }
-        }
-    }
-}
-
-/// The arguments of `run_<language>`.
-#[derive(Debug, Deserialize)]
+/// The arguments of `run_<language>`; its input schema is derived from this
+/// type, with the runner's own dependency item schema put in.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RunArgs {
+    /// The source to run.
+    #[schemars(length(min = 1))]
     pub(super) code: String,
+    /// Third-party packages, in the runner's own syntax (pip specifiers
+    /// such as `requests>=2`, npm `name@range`, cargo specs such as
+    /// `tokio@1[full]` or objects). Environments are cached by language,
+    /// toolchain and this set.
     #[serde(default)]
-    pub(super) dependencies: Vec<Dependency>,
+    #[schemars(length(max = MAX_DEPENDENCIES))]
+    pub(super) dependencies: Vec<Value>,
+    /// Run in the context of this Kubernetes deployment through `mirrord
+    /// exec` (its network, environment and files).
     pub(super) deployment: Option<String>,
+    /// Like `deployment`, for one pod.
     pub(super) pod: Option<String>,
+    /// Namespace of the deployment or pod.
     pub(super) namespace: Option<String>,
+    /// mirrord configuration as a JSON object string.
     pub(super) mirrord_config: Option<String>,
+    /// Time limit of the program itself (setup is limited separately).
+    #[schemars(range(min = 1))]
     pub(super) timeout_secs: Option<u64>,
+    /// Standard input of the program.
     pub(super) stdin: Option<String>,
+    /// Arguments of the program.
     #[serde(default)]
+    #[schemars(length(max = MAX_LIST))]
     pub(super) args: Vec<String>,
+    /// Extra environment variables of the program.
     #[serde(default)]
     pub(super) env: BTreeMap<String, String>,
+    /// Keep the workspace (files the program writes) across calls with the
+    /// same session name, until it is idle too long or stopped with
+    /// stop_session.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub(super) session: Option<String>,
+    /// Run inside a sandbox instead: a backend name (`podman`, `k8s`) or an
+    /// existing sandbox id.
     pub(super) sandbox: Option<String>,
+}
+
+impl RunArgs {
+    /// The dependencies as the runner receives them: a string item as it
+    /// is, any other item as its JSON text.
+    pub(super) fn dependency_specs(&self) -> Vec<String> {
+        self.dependencies
+            .iter()
+            .map(|item| match item {
+                Value::String(spec) => spec.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    }
 }
 
 pub(super) fn invalid(message: String) -> CallError {
@@ -214,19 +201,19 @@ pub(super) fn check(args: &RunArgs, runs: &RunsConfig) -> Result<(), CallError> 
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
 
     #[test]
-    fn crate_objects_become_cargo_specs() {
-        let dep: Dependency = serde_json::from_value(
-            json!({"name": "tokio", "version": "1", "features": ["full", "macros"]}),
-        )
+    fn dependency_items_reach_the_runner_as_given() {
+        let args: RunArgs = serde_json::from_value(json!({
+            "code": "x",
+            "dependencies": ["requests>=2", {"name": "tokio", "features": ["full"]}]
+        }))
         .unwrap();
-        assert_eq!(dep.into_spec(), "tokio@1[full,macros]");
-        let dep: Dependency = serde_json::from_value(json!("requests>=2")).unwrap();
-        assert_eq!(dep.into_spec(), "requests>=2");
+        assert_eq!(
+            args.dependency_specs(),
+            ["requests>=2", r#"{"features":["full"],"name":"tokio"}"#]
+        );
     }
 
     #[test]
@@ -241,8 +228,9 @@ mod tests {
                 env: vec![],
                 cwd: None,
             },
+            dependency_schema: None,
         };
-        let tool = tool(&info);
+        let tool = tool(&info, &string_dependency());
         assert_eq!(tool.name, "run_python");
         let schema: Value = serde_json::from_str(&tool.input_schema).unwrap();
         for name in [
@@ -261,5 +249,27 @@ mod tests {
         ] {
             assert!(schema["properties"].get(name).is_some(), "missing {name}");
         }
+    }
+
+    #[test]
+    fn the_runner_declares_its_dependency_items_and_unknown_arguments_are_refused() {
+        let info = RunnerInfo {
+            language: "rust".into(),
+            aliases: vec![],
+            programs: vec![],
+            toolchain_probe: crate::contract::bindings::types::Command {
+                program: "cargo".into(),
+                args: vec![],
+                env: vec![],
+                cwd: None,
+            },
+            dependency_schema: None,
+        };
+        let item = json!({"type": "object", "required": ["name"]});
+        let schema: Value = serde_json::from_str(&tool(&info, &item).input_schema).unwrap();
+        assert_eq!(schema["properties"]["dependencies"]["items"], item);
+        assert_eq!(schema["properties"]["dependencies"]["maxItems"], 128);
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["required"], json!(["code"]));
     }
 }

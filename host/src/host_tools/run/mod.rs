@@ -19,13 +19,13 @@ use crate::runs::plan::{self, Execution, Outcome, Phase};
 use crate::runs::sandboxed::{self, Sandbox, SandboxPlace};
 use crate::runs::sessions;
 use crate::runtime::host_tool::HostToolSet;
-use crate::runtime::plugin::Plugin;
+use crate::runtime::plugin::{Plugin, Runner};
 use crate::runtime::registry::Registry;
 use crate::sys::process;
 use futures::future::BoxFuture;
 
 mod args;
-use args::{Dependency, RunArgs, check, invalid, tool, tool_name};
+use args::{RunArgs, check, invalid, string_dependency, tool, tool_name};
 
 /// `run_<language>` for every loaded runner. It owns what runs share:
 /// the host's process services and the run services (environments, fork
@@ -50,8 +50,11 @@ impl HostToolSet for RunTools {
     fn tools(&self, plugins: &[Arc<Plugin>]) -> Vec<Tool> {
         plugins
             .iter()
-            .filter_map(|p| p.runner.as_ref())
-            .map(tool)
+            .filter_map(|p| p.runner())
+            .map(|runner| {
+                let item = runner.dependency_schema().cloned();
+                tool(runner.info(), &item.unwrap_or_else(string_dependency))
+            })
             .collect()
     }
 
@@ -66,12 +69,8 @@ impl HostToolSet for RunTools {
             let language = tool.strip_prefix("run_");
             let runner = registry
                 .plugins()
-                .find(|p| {
-                    p.runner
-                        .as_ref()
-                        .is_some_and(|info| Some(info.language.as_str()) == language)
-                })
-                .cloned()
+                .filter_map(|p| p.runner())
+                .find(|runner| Some(runner.info().language.as_str()) == language)
                 .ok_or_else(|| {
                     CallError::Plugin(WitError::NotFound(format!(
                         "runner for `{tool}`; it was unloaded"
@@ -82,18 +81,15 @@ impl HostToolSet for RunTools {
     }
 }
 
-/// Run one `run_<language>` call on `plugin`, a runner.
+/// Run one `run_<language>` call on `runner`.
 async fn call(
     set: &RunTools,
     registry: &Registry,
-    plugin: &Arc<Plugin>,
+    runner: &Runner,
     arguments: Value,
     sink: Arc<dyn CallSink>,
 ) -> Result<ToolOutput, CallError> {
-    let info = plugin.runner.as_ref().ok_or_else(|| CallError::Host {
-        plugin: plugin.name().to_string(),
-        reason: "not a runner".into(),
-    })?;
+    let (plugin, info) = (runner.plugin(), runner.info());
     let args: RunArgs = serde_json::from_value(arguments)
         .map_err(|e| invalid(format!("arguments of `{}`: {e}", tool_name(info))))?;
     check(&args, &set.runs.config)?;
@@ -101,11 +97,7 @@ async fn call(
         Some(name) => Some(sandbox_place(set, registry, name, info, &args)?),
         None => None,
     };
-    let dependencies: Vec<String> = args
-        .dependencies
-        .into_iter()
-        .map(Dependency::into_spec)
-        .collect();
+    let dependencies = args.dependency_specs();
     let toolchain = toolchain_version(set, plugin, info).await?;
     let snippet = Snippet {
         code: args.code,
@@ -130,7 +122,7 @@ async fn call(
             .await
             .map_err(CallError::Plugin)?;
     }
-    let plan = plugin.plan(&snippet, sink.clone()).await?;
+    let plan = runner.plan(&snippet, sink.clone()).await?;
     let session = match &args.session {
         Some(name) => Some(
             sessions::open(&set.runs, name, &info.language)
@@ -162,12 +154,12 @@ async fn call(
         })
     };
     let outcome = match sandbox {
-        Some(place) => sandboxed::execute_in_sandbox(&plugin.grants, execution, place, sink).await,
+        Some(place) => sandboxed::execute_in_sandbox(plugin.grants(), execution, place, sink).await,
         None => {
             plan::execute(
                 &set.services,
                 &set.runs,
-                &plugin.grants,
+                plugin.grants(),
                 execution,
                 sink,
                 cancel,
@@ -243,7 +235,7 @@ async fn toolchain_version(
         return Ok(version.clone());
     }
     let probe = &info.toolchain_probe;
-    if !plugin.grants.allows_program(&probe.program) {
+    if !plugin.grants().allows_program(&probe.program) {
         return Err(CallError::Plugin(WitError::Denied(format!(
             "runner `{}` is not granted `{}`, which it needs to run {} code; allow it in berth.toml [policy.{}] process",
             plugin.name(),
@@ -305,7 +297,7 @@ fn available_programs(plugin: &Plugin, info: &RunnerInfo) -> Vec<String> {
     let host_path = std::env::var("PATH").ok();
     info.programs
         .iter()
-        .filter(|p| plugin.grants.allows_program(p))
+        .filter(|p| plugin.grants().allows_program(p))
         .filter(|p| process::resolve_program(p, host_path.as_deref()).is_some())
         .cloned()
         .collect()

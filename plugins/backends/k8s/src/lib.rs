@@ -11,9 +11,8 @@ mod manifests;
 mod settings;
 mod tools;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use berth_sdk::kube::{self, ObjectRef, WaitUntil};
+use berth_sdk::workloads::{Stamp, now};
 use berth_sdk::{
     Backend, Error, ExecRequest, File, Plugin, ProcessOutput, SandboxSpec, Toolbox, Workload,
     WorkloadStatus, state,
@@ -23,13 +22,6 @@ use serde_json::Value;
 use settings::Settings;
 
 struct K8s;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 fn pod(name: &str) -> ObjectRef {
     kube::object("v1", "Pod", name)
@@ -147,7 +139,8 @@ fn workload_pods(settings: &Settings, name: &str) -> berth_sdk::Result<Vec<Value
 /// loopback port to its first port. A rollout that fails is removed again.
 fn deploy_with(workload: &Workload, replicas: u32) -> berth_sdk::Result<WorkloadStatus> {
     let settings = Settings::load()?;
-    let mut objects = manifests::workload_objects(workload, replicas, &settings, now())?;
+    let mut objects =
+        manifests::workload_objects(workload, replicas, &settings, &Stamp::current())?;
     if !workload.network {
         objects.insert(0, manifests::deny_network());
     }
@@ -205,7 +198,7 @@ impl Backend for K8s {
             &image,
             &spec,
             &settings,
-            now(),
+            &Stamp::current(),
         )?];
         if !spec.network {
             objects.insert(0, manifests::deny_network());

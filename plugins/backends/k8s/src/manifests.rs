@@ -3,6 +3,7 @@
 //! read-only root unless asked otherwise, limits always set, no service
 //! account token, and berth's labels and annotations on everything.
 
+use berth_sdk::workloads::Stamp;
 use berth_sdk::{Mount, Resources, SandboxSpec, Workload, checks};
 use serde_json::{Value, json};
 
@@ -35,10 +36,10 @@ pub fn selector(kind: &str) -> String {
     )
 }
 
-fn metadata(name: &str, kind: &str, ttl: Option<u64>, now: u64, network: bool) -> Value {
+fn metadata(name: &str, kind: &str, ttl: Option<u64>, stamp: &Stamp, network: bool) -> Value {
     let mut labels = json!({
         MANAGED_BY: "berth",
-        OWNER: berth_sdk::instance(),
+        OWNER: stamp.owner,
         KIND: kind,
         NAME: name,
     });
@@ -48,7 +49,7 @@ fn metadata(name: &str, kind: &str, ttl: Option<u64>, now: u64, network: bool) -
     let mut annotations = json!({});
     if let Some(ttl) = ttl {
         annotations[TTL] = json!(ttl.to_string());
-        annotations[EXPIRES] = json!(now.saturating_add(ttl).to_string());
+        annotations[EXPIRES] = json!(stamp.expires_at(Some(ttl)).to_string());
     }
     json!({"name": name, "labels": labels, "annotations": annotations})
 }
@@ -116,7 +117,7 @@ pub fn sandbox_pod(
     image: &str,
     spec: &SandboxSpec,
     settings: &Settings,
-    now: u64,
+    stamp: &Stamp,
 ) -> berth_sdk::Result<Value> {
     checks::image(image)?;
     let (mut volumes, mut mounts) = host_mounts(&spec.mounts, settings)?;
@@ -132,7 +133,7 @@ pub fn sandbox_pod(
     Ok(json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": metadata(name, "sandbox", spec.ttl_seconds, now, spec.network),
+        "metadata": metadata(name, "sandbox", spec.ttl_seconds, stamp, spec.network),
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": false,
@@ -175,7 +176,7 @@ pub fn workload_objects(
     workload: &Workload,
     replicas: u32,
     settings: &Settings,
-    now: u64,
+    stamp: &Stamp,
 ) -> berth_sdk::Result<Vec<Value>> {
     checks::name(&workload.name)?;
     checks::image(&workload.image)?;
@@ -231,7 +232,7 @@ pub fn workload_objects(
         &workload.name,
         "workload",
         workload.ttl_seconds,
-        now,
+        stamp,
         workload.network,
     );
     for (key, value) in &workload.labels {
@@ -250,7 +251,7 @@ pub fn workload_objects(
         "metadata": meta.clone(),
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": {NAME: workload.name, OWNER: berth_sdk::instance()}},
+            "selector": {"matchLabels": {NAME: workload.name, OWNER: stamp.owner}},
             "template": {
                 "metadata": template_meta,
                 "spec": {
@@ -270,7 +271,7 @@ pub fn workload_objects(
             "kind": "Service",
             "metadata": meta,
             "spec": {
-                "selector": {NAME: workload.name, OWNER: berth_sdk::instance()},
+                "selector": {NAME: workload.name, OWNER: stamp.owner},
                 "ports": ports.iter().map(|p| json!({
                     "name": format!("p{}", p["containerPort"]),
                     "port": p["containerPort"],
@@ -283,4 +284,114 @@ pub fn workload_objects(
         }));
     }
     Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_sdk::Port;
+
+    fn stamp() -> Stamp {
+        Stamp {
+            owner: "0123abcd".into(),
+            now: 1_000,
+        }
+    }
+
+    fn workload(value: Value) -> Workload {
+        let args: berth_sdk::workloads::DeployArgs = serde_json::from_value(value).unwrap();
+        let port = Port {
+            container_port: 8080,
+            host_port: None,
+            protocol: "tcp".into(),
+        };
+        args.workload(vec![port]).unwrap()
+    }
+
+    #[test]
+    fn a_workload_is_a_locked_down_deployment_and_a_service() {
+        let w = workload(json!({"name": "web", "image": "nginx", "ttl_seconds": 60}));
+        let objects = workload_objects(&w, 2, &Settings::default(), &stamp()).unwrap();
+        let [deployment, service] = objects.as_slice() else {
+            panic!("expected a deployment and a service: {objects:?}")
+        };
+        assert_eq!(deployment["kind"], "Deployment");
+        assert_eq!(deployment["spec"]["replicas"], 2);
+        let labels = &deployment["metadata"]["labels"];
+        assert_eq!(labels[OWNER], "0123abcd");
+        assert_eq!(labels[NO_NETWORK], "none");
+        assert_eq!(deployment["metadata"]["annotations"][EXPIRES], "1060");
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(
+            container["securityContext"]["capabilities"]["drop"][0],
+            "ALL"
+        );
+        assert_eq!(container["resources"]["limits"]["memory"], "512Mi");
+        assert_eq!(service["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(service["spec"]["selector"][OWNER], "0123abcd");
+    }
+
+    #[test]
+    fn reserved_labels_and_bad_ports_are_refused() {
+        let mut w = workload(json!({"name": "web", "image": "nginx"}));
+        w.labels = vec![("berth.dev/owner".into(), "someone-else".into())];
+        let err = workload_objects(&w, 1, &Settings::default(), &stamp()).unwrap_err();
+        assert!(
+            err.message().contains("`berth.dev/owner`"),
+            "{}",
+            err.message()
+        );
+        let mut w = workload(json!({"name": "web", "image": "nginx"}));
+        w.ports[0].protocol = "sctp".into();
+        let err = workload_objects(&w, 1, &Settings::default(), &stamp()).unwrap_err();
+        assert!(err.message().contains("`sctp`"), "{}", err.message());
+    }
+
+    #[test]
+    fn a_sandbox_pod_idles_in_a_writable_work_dir_and_mounts_only_allowed_roots() {
+        let mut spec = SandboxSpec {
+            language: "python".into(),
+            image: Some("python:3".into()),
+            network: true,
+            ttl_seconds: None,
+            mounts: Vec::new(),
+        };
+        let pod = sandbox_pod(
+            "berth-sb-1",
+            "python:3",
+            &spec,
+            &Settings::default(),
+            &stamp(),
+        )
+        .unwrap();
+        assert_eq!(pod["spec"]["containers"][0]["workingDir"], "/work");
+        assert!(pod["metadata"]["labels"].get(NO_NETWORK).is_none());
+        assert!(pod["metadata"]["annotations"].get(EXPIRES).is_none());
+        spec.mounts.push(Mount {
+            host_path: "/".into(),
+            container_path: "/host".into(),
+            read_only: true,
+        });
+        let err = sandbox_pod(
+            "berth-sb-1",
+            "python:3",
+            &spec,
+            &Settings::default(),
+            &stamp(),
+        )
+        .unwrap_err();
+        assert!(
+            err.message().contains("allowed_volume_roots"),
+            "{}",
+            err.message()
+        );
+    }
 }

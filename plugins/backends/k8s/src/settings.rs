@@ -46,8 +46,7 @@ impl Default for Settings {
 impl Settings {
     /// The settings the host passed, or an error naming the bad key.
     pub fn load() -> berth_sdk::Result<Settings> {
-        let settings: Settings = serde_json::from_value(berth_sdk::config())
-            .map_err(|e| Error::invalid_input(format!("[plugin_config.k8s] in berth.toml: {e}")))?;
+        let settings: Settings = berth_sdk::settings("k8s")?;
         if !["IfNotPresent", "Always", "Never"].contains(&settings.image_pull_policy.as_str()) {
             return Err(Error::invalid_input(format!(
                 "[plugin_config.k8s] image_pull_policy `{}` must be IfNotPresent, Always or Never",

@@ -1,12 +1,10 @@
-//! The tools this backend serves: workloads (deploy, status, logs, scale,
-//! delete, list) and kubectl-style actions on any granted object.
-
-use std::collections::BTreeMap;
+//! The tools this backend serves: workloads (`k8s_deploy` and `k8s_scale`
+//! here, status, logs, delete and list shared with every backend through
+//! `berth_sdk::workloads`) and kubectl-style actions on any granted object.
 
 use berth_sdk::kube::{self, LogOptions};
-use berth_sdk::{
-    Backend, HealthCheck, Port, Resources, ToolOutput, ToolSpec, Toolbox, Workload, WorkloadStatus,
-};
+use berth_sdk::workloads;
+use berth_sdk::{Backend, Port, ToolOutput, ToolSpec, Toolbox};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,54 +15,14 @@ use crate::{K8s, deploy_with};
 /// Arguments of `k8s_deploy`.
 #[derive(Deserialize, JsonSchema)]
 struct DeployArgs {
-    /// Workload name, a DNS label.
-    name: String,
-    /// Image reference.
-    image: String,
-    /// Entrypoint, replacing the image's.
-    #[serde(default)]
-    command: Vec<String>,
-    /// Arguments.
-    #[serde(default)]
-    args: Vec<String>,
-    /// Environment variables.
-    #[serde(default)]
-    env: BTreeMap<String, String>,
+    /// What every platform understands.
+    #[serde(flatten)]
+    workload: workloads::DeployArgs,
     /// Container ports; the first is forwarded to a loopback port.
     #[serde(default)]
     ports: Vec<u16>,
     /// Replicas (default 1).
     replicas: Option<u32>,
-    /// Memory limit, MiB.
-    memory_mb: Option<u32>,
-    /// CPU limit, thousandths of a core.
-    cpu_millis: Option<u32>,
-    /// Path of an HTTP readiness and liveness probe on the first port.
-    health_path: Option<String>,
-    /// Allow network traffic (denied by a network policy otherwise).
-    #[serde(default)]
-    network: bool,
-    /// Keep the root filesystem writable (read-only by default).
-    #[serde(default)]
-    writable_root: bool,
-    /// Seconds until the reaper removes it.
-    ttl_seconds: Option<u64>,
-}
-
-/// Arguments naming one workload.
-#[derive(Deserialize, JsonSchema)]
-struct NameArgs {
-    /// Workload name.
-    name: String,
-}
-
-/// Arguments of `k8s_logs`.
-#[derive(Deserialize, JsonSchema)]
-struct LogsArgs {
-    /// Workload name.
-    name: String,
-    /// Lines from the end of each pod's log (default 100).
-    tail: Option<u32>,
 }
 
 /// Arguments of `k8s_scale`.
@@ -75,10 +33,6 @@ struct ScaleArgs {
     /// Replicas wanted.
     replicas: u32,
 }
-
-/// No arguments.
-#[derive(Deserialize, JsonSchema)]
-struct NoArgs {}
 
 /// Arguments of `k8s_apply`.
 #[derive(Deserialize, JsonSchema)]
@@ -176,7 +130,7 @@ fn scope(namespace: Option<String>) -> berth_sdk::Result<kube::Scope> {
 }
 
 fn deploy(a: DeployArgs) -> berth_sdk::Result<ToolOutput> {
-    let ports: Vec<Port> = a
+    let ports = a
         .ports
         .iter()
         .map(|p| Port {
@@ -185,38 +139,7 @@ fn deploy(a: DeployArgs) -> berth_sdk::Result<ToolOutput> {
             protocol: "tcp".into(),
         })
         .collect();
-    let health = match (a.health_path, ports.first()) {
-        (Some(path), Some(port)) => Some(HealthCheck {
-            path,
-            port: port.container_port,
-        }),
-        (Some(_), None) => {
-            return Err(berth_sdk::Error::invalid_input(
-                "health_path needs at least one port",
-            ));
-        }
-        (None, _) => None,
-    };
-    let workload = Workload {
-        name: a.name,
-        image: a.image,
-        command: a.command,
-        args: a.args,
-        env: a.env.into_iter().collect(),
-        ports,
-        resources: Resources {
-            memory_mb: a.memory_mb,
-            cpu_millis: a.cpu_millis,
-            pids: None,
-        },
-        health,
-        mcp: None,
-        network: a.network,
-        writable_root: a.writable_root,
-        mounts: Vec::new(),
-        ttl_seconds: a.ttl_seconds,
-        labels: Vec::new(),
-    };
+    let workload = a.workload.workload(ports)?;
     ToolOutput::json(&deploy_with(&workload, a.replicas.unwrap_or(1))?.to_json())
 }
 
@@ -226,7 +149,7 @@ fn objects_json(objects: Vec<Value>) -> berth_sdk::Result<ToolOutput> {
 
 /// Every tool of the backend.
 pub fn toolbox() -> Toolbox {
-    Toolbox::new()
+    let toolbox = Toolbox::new()
         .tool(
             ToolSpec::new(
                 "k8s_deploy",
@@ -236,36 +159,12 @@ pub fn toolbox() -> Toolbox {
             deploy,
         )
         .tool(
-            ToolSpec::new("k8s_status", "Phase, ready replicas and endpoints of a workload.").read_only(),
-            |a: NameArgs| ToolOutput::json(&K8s::status(a.name)?.to_json()),
-        )
-        .tool(
-            ToolSpec::new("k8s_logs", "The last lines of each pod of a workload.").read_only(),
-            |a: LogsArgs| Ok(ToolOutput::text(K8s::logs(a.name, a.tail)?)),
-        )
-        .tool(
             ToolSpec::new("k8s_scale", "Set the replicas of a workload.").idempotent(),
             |a: ScaleArgs| {
                 K8s::status(a.name.clone())?;
                 let at = scope(None)?;
                 kube::scale(&at, &kube::object("apps/v1", "Deployment", &a.name), a.replicas)?;
                 Ok(ToolOutput::text(format!("workload `{}` scaled to {}", a.name, a.replicas)))
-            },
-        )
-        .tool(
-            ToolSpec::new("k8s_delete", "Delete a workload, its service and its port-forward.")
-                .destructive()
-                .idempotent(),
-            |a: NameArgs| {
-                K8s::stop(a.name.clone())?;
-                Ok(ToolOutput::text(format!("workload `{}` deleted", a.name)))
-            },
-        )
-        .tool(
-            ToolSpec::new("k8s_list", "Every workload berth runs on Kubernetes.").read_only(),
-            |_: NoArgs| {
-                let all: Vec<Value> = K8s::list()?.iter().map(WorkloadStatus::to_json).collect();
-                ToolOutput::json(&json!({ "workloads": all }))
             },
         )
         .tool(
@@ -364,5 +263,6 @@ pub fn toolbox() -> Toolbox {
                     format!("no forward at {}", a.address)
                 }))
             },
-        )
+        );
+    workloads::tools::<K8s>(toolbox, "k8s", "k8s_delete")
 }

@@ -6,7 +6,6 @@
 
 use berth_sdk::{Command, Error, ExecRequest, File, ProcessOutput, process};
 
-use crate::checks;
 use crate::payload::{self, quote};
 
 /// The sandbox's main process: wait for the last command's script and run
@@ -34,7 +33,7 @@ pub fn run(id: &str, request: ExecRequest) -> berth_sdk::Result<ProcessOutput> {
         None => "/work".into(),
     };
     for (key, _) in &command.env {
-        checks::env_name(key)?;
+        berth_sdk::checks::env_name(key)?;
     }
     let out = if last {
         hand_over(id, &files, &command, &workdir, stdin, timeout_ms)?
@@ -169,7 +168,7 @@ fn copy_files(id: &str, files: Vec<File>) -> berth_sdk::Result<()> {
             ..f
         })
         .collect();
-    crate::podman_with(
+    crate::cli::podman_with(
         vec!["cp".into(), "payload/.".into(), format!("{id}:/work/")],
         staged,
         None,

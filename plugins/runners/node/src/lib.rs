@@ -84,12 +84,12 @@ fn is_module(code: &str) -> bool {
 
 impl Runner for Node {
     fn info() -> RunnerInfo {
-        RunnerInfo {
-            language: "node".into(),
-            aliases: vec!["javascript".into(), "js".into()],
-            programs: vec!["node".into(), "npm".into(), "ln".into()],
-            toolchain_probe: Command::new("node").arg("--version"),
-        }
+        RunnerInfo::new("node", Command::new("node").arg("--version"))
+            .alias("javascript")
+            .alias("js")
+            .program("node")
+            .program("npm")
+            .program("ln")
     }
 
     fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {
@@ -136,3 +136,46 @@ impl Runner for Node {
 }
 
 berth_sdk::export_runner!(Node);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snippet(code: &str, dependencies: &[&str]) -> Snippet {
+        Snippet {
+            code: code.into(),
+            dependencies: dependencies.iter().map(|d| d.to_string()).collect(),
+            args: Vec::new(),
+            available_programs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_es_module_is_written_as_mjs() {
+        let plan = Node::plan(snippet("import fs from 'fs';", &[])).unwrap();
+        assert_eq!(plan.files[0].path, "main.mjs");
+        let plan = Node::plan(snippet("console.log(1)", &[])).unwrap();
+        assert_eq!(plan.files[0].path, "main.js");
+        assert!(plan.environment.is_none());
+    }
+
+    #[test]
+    fn packages_install_without_scripts_and_link_into_the_workspace() {
+        let plan = Node::plan(snippet("x", &["lodash@4", "@types/node"])).unwrap();
+        let environment = plan.environment.unwrap();
+        assert_eq!(environment.key, "@types/node\nlodash@4");
+        let install = &environment.setup[0];
+        assert!(install.args.iter().any(|a| a == "--ignore-scripts"));
+        let dashes = install.args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(&install.args[dashes + 1..], ["@types/node", "lodash@4"]);
+        assert_eq!(plan.build[0].program, "ln");
+    }
+
+    #[test]
+    fn aliases_urls_and_bad_names_are_refused_by_name() {
+        for bad in ["npm:lodash@4", "git+https://x", "Lodash", "@scope", "a/b/c"] {
+            let err = Node::plan(snippet("x", &[bad])).unwrap_err();
+            assert!(err.message().contains(bad), "{bad}: {}", err.message());
+        }
+    }
+}

@@ -96,12 +96,11 @@ fn normalise(spec: &str) -> berth_sdk::Result<String> {
 
 impl Runner for Python {
     fn info() -> RunnerInfo {
-        RunnerInfo {
-            language: "python".into(),
-            aliases: vec!["py".into(), "python3".into()],
-            programs: vec!["python3".into(), "uv".into()],
-            toolchain_probe: Command::new("python3").arg("-VV"),
-        }
+        RunnerInfo::new("python", Command::new("python3").arg("-VV"))
+            .alias("py")
+            .alias("python3")
+            .program("python3")
+            .program("uv")
     }
 
     fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {
@@ -172,3 +171,64 @@ impl Runner for Python {
 }
 
 berth_sdk::export_runner!(Python);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snippet(dependencies: &[&str], programs: &[&str]) -> Snippet {
+        Snippet {
+            code: "print(1)".into(),
+            dependencies: dependencies.iter().map(|d| d.to_string()).collect(),
+            args: vec!["--flag".into()],
+            available_programs: programs.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn equal_requirement_sets_share_one_environment() {
+        let a = Python::plan(snippet(&["Requests >= 2", "NumPy"], &["python3"])).unwrap();
+        let b = Python::plan(snippet(&["numpy", "requests>=2", "numpy"], &["python3"])).unwrap();
+        let key = |plan: &RunPlan| plan.environment.as_ref().unwrap().key.clone();
+        assert_eq!(key(&a), "numpy\nrequests>=2");
+        assert_eq!(key(&a), key(&b));
+    }
+
+    #[test]
+    fn a_snippet_without_requirements_runs_the_system_python() {
+        let plan = Python::plan(snippet(&[], &["python3"])).unwrap();
+        assert!(plan.environment.is_none());
+        assert_eq!(plan.run.program, "python3");
+        assert_eq!(plan.run.args, ["main.py", "--flag"]);
+        assert!(plan.fork_server.is_some());
+    }
+
+    #[test]
+    fn uv_builds_the_environment_when_it_is_available() {
+        let with_uv = Python::plan(snippet(&["requests"], &["python3", "uv"])).unwrap();
+        let setup = &with_uv.environment.unwrap().setup;
+        assert!(setup.iter().all(|step| step.program == "uv"));
+        let without = Python::plan(snippet(&["requests"], &["python3"])).unwrap();
+        assert_eq!(without.environment.unwrap().setup[0].program, "python3");
+        let preload = &without.fork_server.unwrap().args;
+        assert_eq!(preload.last().map(String::as_str), Some("requests"));
+    }
+
+    #[test]
+    fn urls_markers_and_bad_versions_are_refused_by_name() {
+        for bad in [
+            "git+https://x/y",
+            "pkg; python_version<'3'",
+            "pkg==",
+            "-e .",
+            "pkg[extra",
+        ] {
+            let err = Python::plan(snippet(&[bad], &[])).unwrap_err();
+            assert!(
+                err.message().contains(bad.trim()),
+                "{bad}: {}",
+                err.message()
+            );
+        }
+    }
+}

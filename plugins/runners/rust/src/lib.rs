@@ -7,6 +7,8 @@ use berth_sdk::{
     Command, Error, File, Plugin, RunPlan, Runner, RunnerInfo, Snippet, check_dependency_count,
     check_dependency_spec,
 };
+use serde::Deserialize;
+use serde_json::json;
 
 struct Rust;
 
@@ -92,6 +94,39 @@ fn parse(spec: &str) -> berth_sdk::Result<Crate> {
     })
 }
 
+/// A crate as the host passes it: a `cargo add` style spec, or the JSON
+/// text of a `{name, version, features}` object (see the dependency schema
+/// in `info`). Both go through the same checks.
+fn dependency(item: &str) -> berth_sdk::Result<Crate> {
+    if !item.trim_start().starts_with('{') {
+        return parse(item);
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Object {
+        name: String,
+        version: Option<String>,
+        #[serde(default)]
+        features: Vec<String>,
+    }
+    let object: Object = serde_json::from_str(item).map_err(|e| {
+        Error::invalid_input(format!(
+            "dependency `{item}` is not a {{name, version, features}} object: {e}"
+        ))
+    })?;
+    let mut spec = object.name;
+    if let Some(version) = object.version {
+        spec.push('@');
+        spec.push_str(&version);
+    }
+    if !object.features.is_empty() {
+        spec.push('[');
+        spec.push_str(&object.features.join(","));
+        spec.push(']');
+    }
+    parse(&spec)
+}
+
 /// A TOML basic string.
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -137,12 +172,25 @@ fn fnv1a(parts: &[&str]) -> u64 {
 
 impl Runner for Rust {
     fn info() -> RunnerInfo {
-        RunnerInfo {
-            language: "rust".into(),
-            aliases: vec!["rs".into()],
-            programs: vec!["cargo".into()],
-            toolchain_probe: Command::new("cargo").arg("--version"),
-        }
+        RunnerInfo::new("rust", Command::new("cargo").arg("--version"))
+            .alias("rs")
+            .program("cargo")
+            .dependency_schema(json!({"oneOf": [
+                {
+                    "type": "string", "minLength": 1, "maxLength": 256,
+                    "description": "`name`, `name@version` or `name@version[feature,...]`, as `cargo add` takes it"
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": {"type": "string", "description": "A version requirement; any when absent."},
+                        "features": {"type": "array", "items": {"type": "string"}}
+                    },
+                    "required": ["name"],
+                    "additionalProperties": false
+                }
+            ]}))
     }
 
     fn plan(snippet: Snippet) -> berth_sdk::Result<RunPlan> {
@@ -150,7 +198,7 @@ impl Runner for Rust {
         let mut crates = snippet
             .dependencies
             .iter()
-            .map(|d| parse(d))
+            .map(|d| dependency(d))
             .collect::<berth_sdk::Result<Vec<_>>>()?;
         crates.sort();
         crates.dedup();
@@ -194,3 +242,72 @@ impl Runner for Rust {
 }
 
 berth_sdk::export_runner!(Rust);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snippet(dependencies: &[&str]) -> Snippet {
+        Snippet {
+            code: "fn main() {}".into(),
+            dependencies: dependencies.iter().map(|d| d.to_string()).collect(),
+            args: Vec::new(),
+            available_programs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_spec_and_its_object_form_are_the_same_crate() {
+        let spec = dependency("tokio@1[macros,full]").unwrap();
+        let object =
+            dependency(r#"{"name": "tokio", "version": "1", "features": ["full", "macros"]}"#)
+                .unwrap();
+        assert_eq!(spec, object);
+        assert_eq!(dependency("serde").unwrap().version, "*");
+    }
+
+    #[test]
+    fn bad_objects_and_specs_are_refused_by_name() {
+        let err = dependency(r#"{"name": "tokio", "git": "https://x"}"#).unwrap_err();
+        assert!(err.message().contains("git"), "{}", err.message());
+        let err = dependency(r#"{"name": "to kio"}"#).unwrap_err();
+        assert!(err.message().contains("to kio"), "{}", err.message());
+        let err = dependency("serde@1[derive").unwrap_err();
+        assert!(
+            err.message().contains("serde@1[derive"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn dependencies_are_compiled_once_per_set_in_a_shared_target_dir() {
+        let plan = Rust::plan(snippet(&["serde_json@1", "anyhow"])).unwrap();
+        let environment = plan.environment.unwrap();
+        assert_eq!(environment.key, "anyhow@*[]\nserde_json@1[]");
+        let build_deps = &environment.setup[0];
+        assert_eq!(build_deps.cwd.as_deref(), Some("deps"));
+        assert!(
+            build_deps
+                .env
+                .contains(&("CARGO_TARGET_DIR".into(), "{env}/target".into()))
+        );
+        assert!(plan.build[0].args.iter().any(|a| a == "--offline"));
+        let manifest = &plan.files[0];
+        let text = String::from_utf8(manifest.contents.clone()).unwrap();
+        assert!(
+            text.contains(r#""serde_json" = { version = "1", features = [] }"#),
+            "{text}"
+        );
+        assert!(text.ends_with("[workspace]\n"));
+    }
+
+    #[test]
+    fn the_declared_schema_accepts_both_forms() {
+        let info = Rust::info();
+        let schema: serde_json::Value =
+            serde_json::from_str(info.dependency_schema.as_deref().unwrap()).unwrap();
+        assert_eq!(schema["oneOf"][0]["type"], "string");
+        assert_eq!(schema["oneOf"][1]["required"], json!(["name"]));
+    }
+}

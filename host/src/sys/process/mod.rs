@@ -2,13 +2,13 @@
 //! environment, capped output, a timeout that kills the whole group, and no
 //! child left behind when it ends.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod env;
+
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Deserialize;
 use std::os::fd::OwnedFd;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe::{Receiver, Sender};
@@ -16,76 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::forkserver::{ForkServer, RunRequest};
 
-/// Caps on processes the host runs for plugins.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProcessConfig {
-    /// Default and largest timeout of one process, ms.
-    pub timeout_ms: u64,
-    /// Cap on each of stdout and stderr, bytes.
-    pub max_output_bytes: usize,
-    /// Environment variables passed through from the host to every process.
-    pub env_allow: Vec<String>,
-    /// Environment variables set to fixed values in every process. By
-    /// default `RUSTUP_HOME` points at the host's rustup, so the `cargo`
-    /// proxy works with `HOME` moved to the workspace.
-    pub env_set: BTreeMap<String, String>,
-    /// Processes that may run at once across all plugins.
-    pub max_concurrent: usize,
-}
-
-impl Default for ProcessConfig {
-    fn default() -> Self {
-        Self {
-            timeout_ms: 300_000,
-            max_output_bytes: 1 << 20,
-            env_allow: [
-                "PATH",
-                "LANG",
-                "LC_ALL",
-                "TZ",
-                "TERM",
-                "SSL_CERT_FILE",
-                "SSL_CERT_DIR",
-                // Trust stores and proxies, so package managers reach their
-                // registries the way the host does.
-                "NODE_EXTRA_CA_CERTS",
-                "PIP_CERT",
-                "REQUESTS_CA_BUNDLE",
-                "CURL_CA_BUNDLE",
-                "CARGO_HTTP_CAINFO",
-                "HTTP_PROXY",
-                "HTTPS_PROXY",
-                "NO_PROXY",
-                "http_proxy",
-                "https_proxy",
-                "no_proxy",
-            ]
-            .map(String::from)
-            .to_vec(),
-            env_set: default_env_set(),
-            max_concurrent: 32,
-        }
-    }
-}
-
-/// `RUSTUP_HOME` and `RUSTUP_TOOLCHAIN` as the host sees them, so rustup's
-/// proxies keep finding the toolchain when a process gets its own `HOME`.
-fn default_env_set() -> BTreeMap<String, String> {
-    let mut set = BTreeMap::new();
-    let rustup_home = std::env::var("RUSTUP_HOME").ok().or_else(|| {
-        let home = std::env::var("HOME").ok()?;
-        let dir = Path::new(&home).join(".rustup");
-        dir.is_dir().then(|| dir.display().to_string())
-    });
-    if let Some(dir) = rustup_home {
-        set.insert("RUSTUP_HOME".to_string(), dir);
-    }
-    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
-        set.insert("RUSTUP_TOOLCHAIN".to_string(), toolchain);
-    }
-    set
-}
+pub use self::env::{ProcessConfig, base_env, is_forbidden_env, resolve_program};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -143,46 +74,6 @@ impl From<ProcessResult> for crate::contract::bindings::types::ProcessOutput {
             timed_out: result.timed_out,
         }
     }
-}
-
-/// Find `program` on `path_var` (a `PATH` value) unless it is absolute.
-pub fn resolve_program(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
-    let is_executable = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if program.contains('/') {
-        let path = PathBuf::from(program);
-        return (path.is_absolute() && is_executable(&path)).then_some(path);
-    }
-    std::env::split_paths(path_var?)
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
-}
-
-/// Environment names a caller may not set: they would let a granted program
-/// load arbitrary code.
-pub fn is_forbidden_env(name: &str) -> bool {
-    name.is_empty()
-        || name.contains('=')
-        || name.contains('\0')
-        || name.starts_with("LD_")
-        || name.starts_with("DYLD_")
-}
-
-/// The environment every process starts from: the allow-listed host
-/// variables, the configured fixed ones, and `HOME` set to `home`.
-pub fn base_env(config: &ProcessConfig, home: &Path) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = config
-        .env_allow
-        .iter()
-        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
-        .collect();
-    env.extend(config.env_set.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.push(("HOME".into(), home.display().to_string()));
-    env
 }
 
 /// Run `spec` to completion, or until its timeout or `cancel`.
@@ -563,19 +454,5 @@ mod tests {
         });
         let out = run(sh("sleep 30", 20_000, 1024), cancel).await.unwrap();
         assert!(out.cancelled && !out.timed_out);
-    }
-
-    #[test]
-    fn loader_variables_cannot_be_set() {
-        assert!(is_forbidden_env("LD_PRELOAD"));
-        assert!(is_forbidden_env("A=B"));
-        assert!(!is_forbidden_env("PYTHONPATH"));
-    }
-
-    #[test]
-    fn programs_resolve_on_path_or_absolute_only() {
-        assert!(resolve_program("sh", Some("/usr/bin:/bin")).is_some());
-        assert!(resolve_program("definitely-not-a-program", Some("/usr/bin")).is_none());
-        assert!(resolve_program("./sh", Some("/bin")).is_none());
     }
 }

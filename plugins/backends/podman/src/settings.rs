@@ -1,7 +1,4 @@
-//! Checks on what callers pass before any podman command is built: image
-//! references, names, mounts and ports. Each error names the input.
-
-use berth_sdk::{Error, Mount};
+//! The backend's settings, `[plugin_config.podman]` in berth.toml.
 
 /// The backend's settings (`[plugin_config.podman]` in berth.toml).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -34,24 +31,6 @@ impl Default for Settings {
 impl Settings {
     /// The settings the host passed, or an error naming the bad key.
     pub fn load() -> berth_sdk::Result<Settings> {
-        serde_json::from_value(berth_sdk::config())
-            .map_err(|e| Error::invalid_input(format!("[plugin_config.podman] in berth.toml: {e}")))
+        berth_sdk::settings("podman")
     }
 }
-
-/// A mount whose host path lies under an allowed root, as podman's
-/// `HOST:CONTAINER:MODE`.
-pub fn mount(mount: &Mount, settings: &Settings) -> berth_sdk::Result<String> {
-    berth_sdk::checks::mount(
-        mount,
-        &settings.allowed_volume_roots,
-        "[plugin_config.podman] allowed_volume_roots",
-    )?;
-    let mode = if mount.read_only { "ro" } else { "rw" };
-    Ok(format!(
-        "{}:{}:{mode}",
-        mount.host_path, mount.container_path
-    ))
-}
-
-pub use berth_sdk::checks::{env_name, image, name};
