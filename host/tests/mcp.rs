@@ -110,6 +110,11 @@ fn http_session_works_in_the_2025_11_25_era() {
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
     let server = sandbox.serve_http(&[]);
     check_basic(&drive(&py, http_job(&server, "legacy", basic_ops())));
+    // The log names each client in one line, not with its whole
+    // capability struct.
+    let log = server.log();
+    assert!(log.contains("client connected"), "{log}");
+    assert!(!log.contains("ClientCapabilities"), "{log}");
 }
 
 #[test]

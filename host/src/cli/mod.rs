@@ -114,9 +114,20 @@ enum PluginCommand {
     },
 }
 
+/// `filter` with the MCP library held at warnings unless the filter names
+/// it: at info it logs every client's whole capability struct and every
+/// notification. berth logs each client in one line instead.
+fn log_directives(filter: &str) -> String {
+    if filter.contains("rmcp") {
+        filter.to_string()
+    } else {
+        format!("{filter},rmcp=warn")
+    }
+}
+
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(log_directives(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_directives("info")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

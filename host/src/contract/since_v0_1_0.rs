@@ -5,23 +5,20 @@
 //! plugin world reuses them through `with`, so one implementation of each
 //! host interface serves every world.
 
-/// Shared types and host interfaces.
+/// Shared types and host interfaces: the `sdk` world, which imports every
+/// host interface and every type interface a plugin world uses, so a new
+/// host interface lands here without a list to keep.
 // Generated items carry the WIT's own docs where the WIT has them.
 #[allow(missing_docs)]
 pub mod shared {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.1.0",
-        interfaces: "
-            import berth:plugin/types@0.1.0;
-            import berth:plugin/context@0.1.0;
-            import berth:plugin/process@0.1.0;
-            import berth:plugin/state@0.1.0;
-            import berth:plugin/mirrord@0.1.0;
-            import berth:plugin/kube@0.1.0;
-            import berth:plugin/runner-types@0.1.0;
-            import berth:plugin/workload-types@0.1.0;
-        ",
+        world: "berth:plugin/sdk",
         imports: { default: async | trappable },
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi": wasmtime_wasi::p2::bindings,
+        },
     });
 }
 

@@ -278,6 +278,14 @@ impl ServerHandler for BerthServer {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Some(client) = context.peer.peer_info() {
+            tracing::info!(
+                client = %client.client_info.name,
+                version = %client.client_info.version,
+                protocol = %client.protocol_version,
+                "client connected"
+            );
+        }
         self.shared
             .peers
             .lock()
