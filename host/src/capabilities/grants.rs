@@ -9,17 +9,16 @@
 use serde::{Deserialize, Serialize};
 
 use super::unit::Capability;
-use super::{context, http, kube, mirrord, process, read_dirs, state};
 
 /// Generates [`Requested`], [`Policy`] and [`Grants`] with one field per
 /// capability, and the walks over them.
 macro_rules! capability_table {
-    ($($(#[$doc:meta])* $field:ident: $unit:ty,)*) => {
+    ($($(#[$doc:meta])* $field:ident: $module:ident::$unit:ident,)*) => {
         /// Capabilities a plugin's `plugin.toml` requests (`[capabilities]`).
         #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
         #[serde(deny_unknown_fields, default)]
         pub struct Requested {
-            $($(#[$doc])* pub $field: <$unit as Capability>::Request,)*
+            $($(#[$doc])* pub $field: <super::$module::$unit as Capability>::Request,)*
         }
 
         /// What the host's policy allows one plugin (or every plugin, as
@@ -27,20 +26,20 @@ macro_rules! capability_table {
         #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
         #[serde(deny_unknown_fields, default)]
         pub struct Policy {
-            $($(#[$doc])* pub $field: <$unit as Capability>::Allow,)*
+            $($(#[$doc])* pub $field: <super::$module::$unit as Capability>::Allow,)*
         }
 
         /// What a loaded plugin may actually do.
         #[derive(Debug, Clone, Default, PartialEq, Serialize)]
         pub struct Grants {
-            $($(#[$doc])* pub $field: <$unit as Capability>::Grant,)*
+            $($(#[$doc])* pub $field: <super::$module::$unit as Capability>::Grant,)*
         }
 
         impl Policy {
             /// Everything either policy allows.
             pub fn union(&self, other: &Policy) -> Policy {
                 Policy {
-                    $($field: <$unit as Capability>::union(&self.$field, &other.$field),)*
+                    $($field: <super::$module::$unit as Capability>::union(&self.$field, &other.$field),)*
                 }
             }
         }
@@ -50,7 +49,7 @@ macro_rules! capability_table {
             /// only the operator may choose, such as host directories).
             fn from(requested: &Requested) -> Policy {
                 Policy {
-                    $($field: <$unit as Capability>::allow_requested(&requested.$field),)*
+                    $($field: <super::$module::$unit as Capability>::allow_requested(&requested.$field),)*
                 }
             }
         }
@@ -62,14 +61,14 @@ macro_rules! capability_table {
             /// it tries.
             pub fn intersect(requested: &Requested, policy: &Policy) -> Grants {
                 Grants {
-                    $($field: <$unit as Capability>::grant(&requested.$field, &policy.$field),)*
+                    $($field: <super::$module::$unit as Capability>::grant(&requested.$field, &policy.$field),)*
                 }
             }
 
             /// Requests the policy did not grant, for the load report.
             pub fn refused(&self, requested: &Requested) -> Vec<String> {
                 let mut refused = Vec::new();
-                $(refused.extend(<$unit as Capability>::refused(&requested.$field, &self.$field));)*
+                $(refused.extend(<super::$module::$unit as Capability>::refused(&requested.$field, &self.$field));)*
                 refused
             }
         }
@@ -103,7 +102,7 @@ impl Grants {
 
     /// Whether an HTTP request to `host` may be sent.
     pub fn allows_http_host(&self, host: &str) -> bool {
-        http::allows_host(&self.http, host)
+        super::http::allows_host(&self.http, host)
     }
 }
 
@@ -116,11 +115,11 @@ pub fn denied(plugin: &str, what: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     use std::path::PathBuf;
 
-    use super::kube::KubeAccess;
     use super::*;
+    use crate::capabilities::kube::KubeAccess;
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| s.to_string()).collect()
@@ -134,8 +133,7 @@ mod tests {
             http: set(&["a.com"]),
             elicit: true,
             mirrord: true,
-            kube: None,
-            read_dirs: BTreeSet::new(),
+            ..Default::default()
         };
         let policy = Policy {
             process: set(&["podman"]),
@@ -143,8 +141,7 @@ mod tests {
             http: set(&["a.com", "b.com"]),
             elicit: true,
             mirrord: false,
-            kube: None,
-            read_dirs: BTreeMap::new(),
+            ..Default::default()
         };
         let grants = Grants::intersect(&requested, &policy);
         assert_eq!(grants.process, set(&["podman"]));
@@ -225,8 +222,8 @@ mod tests {
             http: set(&["*"]),
             elicit: true,
             mirrord: true,
-            kube: None,
             read_dirs: set(&["/templates"]),
+            ..Default::default()
         };
         assert_eq!(
             Grants::intersect(&requested, &Policy::default()),
