@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wasmtime::Store;
+
 use super::exports::Exports;
 use super::{Plugin, unattended};
 use crate::capabilities::HostState;
@@ -46,17 +48,10 @@ impl Backend {
         sink: Arc<dyn CallSink>,
         f: impl AsyncFnOnce(
             &BackendPlugin,
-            &mut wasmtime::Store<HostState>,
+            &mut Store<HostState>,
         ) -> wasmtime::Result<Result<R, WitError>>,
     ) -> Result<R, CallError> {
-        self.plugin
-            .guard
-            .run(wall, sink, async |store| {
-                let instance = self.pre.instantiate_async(&mut *store).await?;
-                f(&instance, store).await
-            })
-            .await?
-            .map_err(CallError::Plugin)
+        self.plugin.guard.call(&self.pre, wall, sink, f).await
     }
 
     /// Create a sandbox; returns its id.

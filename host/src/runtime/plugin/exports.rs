@@ -70,9 +70,8 @@ impl Exports {
             World::Runner => {
                 let pre = runner::RunnerPluginPre::new(pre)?;
                 let info = guard
-                    .run(Duration::ZERO, unattended(), async |store| {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.berth_plugin_runner().call_info(&mut *store).await
+                    .call(&pre, Duration::ZERO, unattended(), async |runner, store| {
+                        runner.berth_plugin_runner().call_info(store).await.map(Ok)
                     })
                     .await
                     .map_err(|e| anyhow::anyhow!("describing its language failed: {e}"))?;

@@ -9,10 +9,46 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use crate::capabilities::grants::Grants;
 use crate::capabilities::{Caller, HostServices, HostState};
+use crate::contract::bindings::types::Error as WitError;
+use crate::contract::bindings::{backend, runner, template};
 use crate::contract::error::CallError;
 use crate::contract::sink::CallSink;
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::limits::LimitsConfig;
+
+/// A component pre-linked for one world, instantiated per call into that
+/// world's typed exports.
+pub(super) trait Instantiate {
+    /// The instance, with the world's typed exports.
+    type Instance;
+
+    /// A fresh instance in `store`.
+    fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Self::Instance>> + Send;
+}
+
+macro_rules! instantiate_world {
+    ($($pre:ty => $instance:ty),*) => {$(
+        impl Instantiate for $pre {
+            type Instance = $instance;
+
+            fn instantiate(
+                &self,
+                store: &mut Store<HostState>,
+            ) -> impl Future<Output = wasmtime::Result<$instance>> + Send {
+                self.instantiate_async(store)
+            }
+        }
+    )*};
+}
+
+instantiate_world!(
+    runner::RunnerPluginPre<HostState> => runner::RunnerPlugin,
+    backend::BackendPluginPre<HostState> => backend::BackendPlugin,
+    template::TemplatePluginPre<HostState> => template::TemplatePlugin
+);
 
 /// What every call into one plugin runs under, whichever world it is.
 pub(super) struct Guard {
@@ -75,6 +111,26 @@ impl Guard {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(self.classify(err, store.data())),
         }
+    }
+
+    /// Run `f` on a fresh instance of `pre`'s world, under [`Guard::run`];
+    /// the error the guest returns becomes [`CallError::Plugin`].
+    pub(super) async fn call<P: Instantiate, R>(
+        &self,
+        pre: &P,
+        at_least: Duration,
+        sink: Arc<dyn CallSink>,
+        f: impl AsyncFnOnce(
+            &P::Instance,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<R, WitError>>,
+    ) -> Result<R, CallError> {
+        self.run(at_least, sink, async |store| {
+            let instance = pre.instantiate(&mut *store).await?;
+            f(&instance, store).await
+        })
+        .await?
+        .map_err(CallError::Plugin)
     }
 
     fn new_store(&self, sink: Arc<dyn CallSink>) -> Store<HostState> {

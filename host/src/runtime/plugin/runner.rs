@@ -89,14 +89,9 @@ impl Runner {
     ) -> Result<RunPlan, CallError> {
         self.plugin
             .guard
-            .run(Duration::ZERO, sink, async |store| {
-                let instance = self.pre.instantiate_async(&mut *store).await?;
-                instance
-                    .berth_plugin_runner()
-                    .call_plan(store, snippet)
-                    .await
+            .call(&self.pre, Duration::ZERO, sink, async |runner, store| {
+                runner.berth_plugin_runner().call_plan(store, snippet).await
             })
-            .await?
-            .map_err(CallError::Plugin)
+            .await
     }
 }

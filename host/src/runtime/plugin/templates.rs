@@ -39,12 +39,9 @@ impl Templates {
     pub async fn list(&self) -> Result<Vec<TemplateInfo>, CallError> {
         self.plugin
             .guard
-            .run(Duration::ZERO, unattended(), async |store| {
-                let instance = self.pre.instantiate_async(&mut *store).await?;
-                instance
-                    .berth_plugin_templates()
-                    .call_list_templates(store)
-                    .await
+            .call(&self.pre, Duration::ZERO, unattended(), async |t, store| {
+                let listed = t.berth_plugin_templates().call_list_templates(store);
+                listed.await.map(Ok)
             })
             .await
     }
@@ -58,14 +55,10 @@ impl Templates {
     ) -> Result<Workload, CallError> {
         self.plugin
             .guard
-            .run(Duration::ZERO, sink, async |store| {
-                let instance = self.pre.instantiate_async(&mut *store).await?;
-                instance
-                    .berth_plugin_templates()
-                    .call_render(store, name, params)
-                    .await
+            .call(&self.pre, Duration::ZERO, sink, async |t, store| {
+                let rendered = t.berth_plugin_templates().call_render(store, name, params);
+                rendered.await
             })
-            .await?
-            .map_err(CallError::Plugin)
+            .await
     }
 }
