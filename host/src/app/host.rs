@@ -26,6 +26,7 @@ use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::loader::{self, LoadStats};
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::{LoadFailure, Owner, Registry};
+use crate::state::audit::AuditLog;
 use crate::state::{AuditEntry, Database};
 use crate::sys::workspace;
 
@@ -76,6 +77,7 @@ pub struct PluginHost {
     generation: tokio::sync::watch::Sender<u64>,
     reload_lock: tokio::sync::Mutex<()>,
     metrics: Metrics,
+    audit: AuditLog,
 }
 
 impl PluginHost {
@@ -102,6 +104,7 @@ impl PluginHost {
         if expired > 0 {
             tracing::info!(expired, "removed idle run sessions");
         }
+        let audit = AuditLog::start(db.clone()).context("starting the audit writer")?;
         let services = Arc::new(HostServices::new(
             db,
             config.process.clone(),
@@ -128,6 +131,7 @@ impl PluginHost {
             generation: tokio::sync::watch::channel(0).0,
             reload_lock: tokio::sync::Mutex::new(()),
             metrics: Metrics::default(),
+            audit,
         });
         host.reload().await;
         // No run of this host is in flight yet: every sandbox a backend
@@ -177,7 +181,8 @@ impl PluginHost {
     }
 
     /// Stop keeping pools and remove the sandboxes in them and the kept
-    /// ones; for a berth that is about to exit.
+    /// ones, and commit every audit entry; for a berth that is about to
+    /// exit.
     pub async fn shutdown(&self) {
         let registry = self.registry();
         let kept = self.runs.kept_sandboxes.drain();
@@ -195,6 +200,13 @@ impl PluginHost {
             .sandbox_pools
             .drain(|name| registry.backend(name).ok())
             .await;
+        let audit = self.audit.clone();
+        if tokio::task::spawn_blocking(move || audit.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the audit log could not be flushed before exit");
+        }
     }
 
     /// Ask every backend to remove what outlived its TTL (and, with
@@ -366,9 +378,7 @@ impl PluginHost {
             outcome: outcome.to_string(),
             duration_ms: elapsed.as_millis() as u64,
         };
-        if let Err(err) = self.services.db.audit(&entry_log) {
-            tracing::warn!("audit log write failed: {err:#}");
-        }
+        self.audit.record(entry_log);
         Ok(result?)
     }
 }

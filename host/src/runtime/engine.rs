@@ -8,10 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; CPU budgets are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Bytes of each linear memory and table reset in place, not returned to the
+/// kernel, when a call ends.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Largest linear memory any plugin may be configured with.
 pub const MAX_PLUGIN_MEMORY: usize = 4 << 30;
@@ -32,7 +36,19 @@ pub fn build() -> anyhow::Result<Engine> {
         .total_tables(4096)
         .total_stacks(512)
         .max_memory_size(MAX_PLUGIN_MEMORY)
-        .max_unused_warm_slots(64);
+        .max_unused_warm_slots(64)
+        // Reset the first MiB of a finished call's memory (and its tables)
+        // in place rather than with `madvise`: a small plugin's next call
+        // finds its pages resident, and no call pays the TLB shootdown an
+        // `madvise` sends to every core. Where the kernel offers
+        // PAGEMAP_SCAN (6.7+) only the pages the call dirtied are reset. At
+        // most the warm slots above stay resident: 64 MiB.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(Enabled::Auto)
+        // What does go back to the kernel goes in batches, one shootdown per
+        // batch.
+        .decommit_batch_size(16);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -31,10 +32,14 @@ pub async fn serve_stdio(host: Arc<PluginHost>) -> anyhow::Result<()> {
         .serve(stdio_with_parse_errors())
         .await
         .context("MCP handshake on stdio failed")?;
-    running
-        .waiting()
-        .await
-        .context("stdio session ended abnormally")?;
+    // A SIGTERM ends the session like a closed stdin, so the caller's
+    // shutdown (audit flush, sandbox cleanup) still runs.
+    tokio::select! {
+        ended = running.waiting() => {
+            ended.context("stdio session ended abnormally")?;
+        }
+        _ = shutdown_signal() => {}
+    }
     Ok(())
 }
 
@@ -234,7 +239,11 @@ pub async fn serve_http(host: Arc<PluginHost>, addr: SocketAddr) -> anyhow::Resu
     let shared = Arc::new(Shared::default());
     let _reloads = BerthServer::watch_reloads(&host, &shared);
     let _watchers = watch_for_reload(host.clone());
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
+    // A request that sends no notification is answered as one JSON body
+    // (rmcp falls back to an event stream when the handler notifies first).
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_json_response(true);
     let factory_host = host.clone();
     let service = StreamableHttpService::new(
         move || Ok(BerthServer::new(factory_host.clone(), shared.clone())),
@@ -255,6 +264,13 @@ pub async fn serve_http(host: Arc<PluginHost>, addr: SocketAddr) -> anyhow::Resu
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    // Without TCP_NODELAY, a response's last small write waits for the
+    // client's delayed ACK: 40 ms per request on a kept-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set on a connection: {err}");
+        }
+    });
     tracing::info!("listening on http://{local}/mcp");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -1,5 +1,8 @@
 //! The embedded database: plugin key-value state and the audit log. It
 //! lives in one SQLite file under the data directory and survives restarts.
+//! Audit entries reach it through [`audit::AuditLog`], off the call path.
+
+pub mod audit;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -131,20 +134,28 @@ impl Database {
         })
     }
 
-    /// Append to the audit log.
-    pub fn audit(&self, entry: &AuditEntry) -> anyhow::Result<()> {
-        self.with(|c| {
-            c.execute(
+    /// Append `entries` to the audit log in one transaction.
+    pub fn audit_batch(&self, entries: &[AuditEntry]) -> anyhow::Result<()> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO audit (plugin, tool, outcome, duration_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![
+            )?;
+            for entry in entries {
+                insert.execute(params![
                     entry.plugin,
                     entry.tool,
                     entry.outcome,
                     entry.duration_ms as i64
-                ],
-            )
-            .map(drop)
-        })
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The newest `limit` audit entries, newest first.
@@ -211,15 +222,17 @@ mod tests {
     #[test]
     fn audit_lists_newest_first() {
         let db = Database::in_memory().unwrap();
-        for (i, tool) in ["one", "two"].iter().enumerate() {
-            db.audit(&AuditEntry {
+        let entries: Vec<AuditEntry> = ["one", "two"]
+            .iter()
+            .enumerate()
+            .map(|(i, tool)| AuditEntry {
                 plugin: "p".into(),
                 tool: tool.to_string(),
                 outcome: "ok".into(),
                 duration_ms: i as u64,
             })
-            .unwrap();
-        }
+            .collect();
+        db.audit_batch(&entries).unwrap();
         let recent = db.recent_audit(10).unwrap();
         assert_eq!(recent[0].tool, "two");
         assert_eq!(recent.len(), 2);
