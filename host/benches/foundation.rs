@@ -1,8 +1,12 @@
 //! Foundation benchmarks, each with a baseline measured in the same run:
 //!
 //! - `call/*`: a trivial tool call in-process through the whole host path
-//!   (schema validation, fresh instance, limits, audit log) against the
-//!   plugin call alone (fresh instance and limits, nothing else);
+//!   (schema validation, fresh instance, limits, audit log) and the plugin
+//!   call alone (fresh instance and limits), against the floor (a fresh
+//!   store from the pre-linked component and the guest call, nothing else);
+//! - `stage/*`: the other stages of a call one by one: argument validation,
+//!   handing the audit entry over, converting the result, encoding the
+//!   JSON-RPC answer;
 //! - `http/*`: `tools/call` over streamable HTTP against `server/discover` on the same
 //!   server and connection (2026-07-28 stateless requests);
 //! - `startup/*`: process start to the first tool list with a warm and a
@@ -22,7 +26,10 @@ use berth::app::config::Config;
 use berth::app::host::PluginHost;
 use berth::contract::sink::{CallSink, Unattended};
 use berth::runtime::registry::Owner;
-use common::{berth, fixture_dir, post, serve, stateless};
+use berth::state::audit::AuditLog;
+use berth::state::{AuditEntry, Database};
+use common::floor::Floor;
+use common::{berth, conformance_wasm, fixture_dir, post, serve, stateless};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
@@ -51,7 +58,11 @@ fn calls(c: &mut Criterion) {
         panic!("test_simple_text is served by the host, not the conformance plugin");
     };
     let sink: Arc<dyn CallSink> = Arc::new(Unattended);
+    let floor = Floor::new(&conformance_wasm());
     let mut group = c.benchmark_group("call");
+    group.bench_function("floor_instance_pre_call", |b| {
+        b.to_async(&runtime).iter(|| floor.call("test_simple_text"))
+    });
     group.bench_function("baseline_plugin_call_only", |b| {
         b.to_async(&runtime)
             .iter(|| plugin.call_tool("test_simple_text", "{}", sink.clone()))
@@ -61,6 +72,37 @@ fn calls(c: &mut Criterion) {
             .iter(|| host.call_tool("test_simple_text", json!({}), sink.clone()))
     });
     group.finish();
+
+    let registry = host.registry();
+    let entry = registry.tool("test_simple_text").unwrap();
+    let output = runtime
+        .block_on(plugin.call_tool("test_simple_text", "{}", sink.clone()))
+        .unwrap();
+    let audit = AuditLog::start(Database::in_memory().unwrap()).unwrap();
+    let mut stages = c.benchmark_group("stage");
+    stages.bench_function("validate_arguments", |b| {
+        b.iter(|| entry.validate(&json!({})).unwrap())
+    });
+    stages.bench_function("audit_record", |b| {
+        b.iter(|| {
+            audit.record(AuditEntry {
+                plugin: "conformance".into(),
+                tool: "test_simple_text".into(),
+                outcome: "ok".into(),
+                duration_ms: 0,
+            })
+        })
+    });
+    stages.bench_function("convert_result", |b| {
+        b.iter(|| berth::server::convert::output(output.clone()))
+    });
+    let result = berth::server::convert::output(output.clone());
+    stages.bench_function("encode_answer", |b| {
+        b.iter(|| {
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "result": &result})).unwrap()
+        })
+    });
+    stages.finish();
 }
 
 fn http(c: &mut Criterion) {

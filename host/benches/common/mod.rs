@@ -1,6 +1,8 @@
-//! What the benchmarks that drive a served berth share: a plugin directory
-//! with the conformance fixture, the release binary, a served berth whose
-//! log is drained, and 2026-07-28 stateless requests.
+//! What the benchmarks share: a plugin directory with the conformance
+//! fixture, the floor of a tool call, the release binary, a served berth
+//! whose log is drained, and 2026-07-28 stateless requests.
+
+pub mod floor;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,17 +10,17 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::json;
 
+/// The conformance fixture's component.
+pub fn conformance_wasm() -> PathBuf {
+    Path::new(env!("BERTH_PLUGIN_ARTIFACTS")).join("berth_fixture_conformance.wasm")
+}
+
 /// A temporary directory whose `plugins/` holds the conformance fixture.
 pub fn fixture_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("plugins/conformance");
     std::fs::create_dir_all(&dest).unwrap();
-    let artifacts = Path::new(env!("BERTH_PLUGIN_ARTIFACTS"));
-    std::fs::copy(
-        artifacts.join("berth_fixture_conformance.wasm"),
-        dest.join("plugin.wasm"),
-    )
-    .unwrap();
+    std::fs::copy(conformance_wasm(), dest.join("plugin.wasm")).unwrap();
     let sources = Path::new(env!("BERTH_PLUGIN_SOURCES"));
     std::fs::copy(
         sources.join("fixtures/conformance/plugin.toml"),

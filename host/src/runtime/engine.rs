@@ -45,10 +45,10 @@ pub fn build() -> anyhow::Result<Engine> {
         // most the warm slots above stay resident: 64 MiB.
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
-        .pagemap_scan(Enabled::Auto)
-        // What does go back to the kernel goes in batches, one shootdown per
-        // batch.
-        .decommit_batch_size(16);
+        // What a call dirtied beyond that goes back to the kernel at once
+        // (no batched decommits): a plugin that took 256 MiB must not keep
+        // it resident after its call.
+        .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)
