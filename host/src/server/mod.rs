@@ -5,4 +5,5 @@ pub mod call;
 pub mod convert;
 pub mod handler;
 pub mod pending;
+pub mod stdio;
 pub mod transport;

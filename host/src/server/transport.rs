@@ -28,81 +28,32 @@ pub async fn serve_stdio(host: Arc<PluginHost>) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::default());
     let _reloads = BerthServer::watch_reloads(&host, &shared);
     let _watchers = watch_for_reload(host.clone());
+    let (pipes, drain) = crate::server::stdio::pipes();
     let running = BerthServer::new(host, shared)
-        .serve(stdio_with_parse_errors())
+        .serve(pipes)
         .await
         .context("MCP handshake on stdio failed")?;
     // A SIGTERM ends the session like a closed stdin, so the caller's
     // shutdown (audit flush, sandbox cleanup) still runs.
-    tokio::select! {
-        ended = running.waiting() => {
-            ended.context("stdio session ended abnormally")?;
-        }
-        _ = shutdown_signal() => {}
-    }
-    Ok(())
+    let ended = tokio::select! {
+        ended = running.waiting() => ended.map(drop).context("stdio session ended abnormally"),
+        _ = shutdown_signal() => Ok(()),
+    };
+    // The last answers are written by the stdout thread; let them leave.
+    tokio::task::spawn_blocking(move || drain.wait(Duration::from_secs(2)))
+        .await
+        .ok();
+    ended
 }
 
 /// The JSON-RPC answer to a message that is not JSON.
-fn parse_error(detail: &str) -> String {
+pub(super) fn parse_error(detail: &str) -> String {
     serde_json::json!({
         "jsonrpc": "2.0",
         "id": null,
         "error": { "code": -32700, "message": format!("Parse error: the message is not valid JSON ({detail})") },
     })
     .to_string()
-}
-
-/// Stdin and stdout for rmcp, with one addition: a line that is not JSON is
-/// answered with a JSON-RPC parse error (rmcp alone would drop it silently).
-/// One task owns stdout, so replies never interleave mid-line.
-fn stdio_with_parse_errors() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let (to_rmcp, rmcp_reads) = tokio::io::duplex(1 << 20);
-    let (rmcp_writes, from_rmcp) = tokio::io::duplex(1 << 20);
-    let (errors_tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
-        let mut input = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        let mut to_rmcp = to_rmcp;
-        while let Ok(Some(line)) = input.next_line().await {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<serde_json::Value>(&line) {
-                Ok(_) => {
-                    if to_rmcp
-                        .write_all(format!("{line}\n").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    let _ = errors_tx.send(parse_error(&err.to_string()));
-                }
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let mut replies = tokio::io::BufReader::new(from_rmcp).lines();
-        let mut stdout = tokio::io::stdout();
-        loop {
-            let line = tokio::select! {
-                reply = replies.next_line() => match reply { Ok(Some(line)) => line, _ => break },
-                Some(error) = errors.recv() => error,
-            };
-            if stdout
-                .write_all(format!("{line}\n").as_bytes())
-                .await
-                .is_err()
-                || stdout.flush().await.is_err()
-            {
-                break;
-            }
-        }
-    });
-    (rmcp_reads, rmcp_writes)
 }
 
 /// Who may talk to the HTTP endpoint.
