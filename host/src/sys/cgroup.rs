@@ -143,17 +143,35 @@ impl CallGroup {
         Ok(())
     }
 
-    /// Kill every process still in the group.
+    /// Kill every process still in the group, including those a member
+    /// forks while this runs.
     pub fn kill_all(&self) {
         for dir in &self.dirs {
-            let Ok(pids) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+            // cgroup v2 since Linux 5.14: one write kills every member, and
+            // the kernel stops forks racing it.
+            if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
                 continue;
-            };
-            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                // SAFETY: kill only sends a signal.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
+            }
+            // Elsewhere, a member may fork between reading the list and the
+            // signal: kill what is listed until nothing is.
+            for _ in 0..KILL_ROUNDS {
+                let Ok(listed) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+                    break;
+                };
+                let pids: Vec<i32> = listed
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect();
+                if pids.is_empty() {
+                    break;
                 }
+                for pid in pids {
+                    // SAFETY: kill only sends a signal.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+                std::thread::yield_now();
             }
         }
     }
@@ -190,6 +208,10 @@ impl CallGroup {
         })
     }
 }
+
+/// Rounds of listing and killing a group's members where the kernel has no
+/// `cgroup.kill`; killed members leave the list as they exit.
+const KILL_ROUNDS: usize = 200;
 
 /// Move the calling process into the groups whose `cgroup.procs` files are
 /// `procs_files`. Meant for `pre_exec`: it only uses async-signal-safe calls.
