@@ -106,6 +106,7 @@ pub fn prepare(services: &HostServices, request: RunRequest) -> Result<Prepared,
         max_output: services.process.max_output_bytes,
         lines: None,
         cgroup: None,
+        rlimits: None,
     };
     Ok(Prepared { workspace, spec })
 }

@@ -37,6 +37,22 @@ pub struct RunsConfig {
     pub fork_servers: usize,
     /// A fork server unused this long is stopped, seconds.
     pub fork_server_idle_secs: u64,
+    /// Whether local runs are confined with bubblewrap (namespaces of
+    /// their own, nothing of berth visible) when the host has it.
+    pub isolate: bool,
+    /// Refuse every local run that cannot be confined, rather than run it
+    /// with only limits around it.
+    pub require_isolation: bool,
+    /// Whether a confined run step keeps the network (setup steps always
+    /// do: they download packages).
+    pub network: bool,
+    /// More directories a confined run sees read-only, for runtimes
+    /// installed outside `/usr` that are not on `PATH`.
+    pub read_only: Vec<std::path::PathBuf>,
+    /// Largest file a snippet's process may write, MiB.
+    pub max_file_mib: u64,
+    /// Most open descriptors per snippet process.
+    pub max_open_files: u64,
 }
 
 /// The image a sandbox for one language uses, and what it mounts.
@@ -72,6 +88,12 @@ impl Default for RunsConfig {
             sandbox_images: BTreeMap::new(),
             fork_servers: 8,
             fork_server_idle_secs: 600,
+            isolate: true,
+            require_isolation: false,
+            network: false,
+            read_only: Vec::new(),
+            max_file_mib: 1024,
+            max_open_files: 1024,
         }
     }
 }

@@ -132,6 +132,8 @@ async fn run_in_sandbox(
         memory_exceeded: false,
         pids_exceeded: false,
         forked: false,
+        isolated: true,
+        limits: vec!["sandbox"],
         sandbox: None,
     };
     let setup = plan.environment.iter().flat_map(|e| e.setup.iter());

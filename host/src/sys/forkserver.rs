@@ -29,6 +29,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::cgroup::CallGroup;
 use super::envcache::EnvLease;
+use super::rlimits::Rlimits;
 
 /// How long a server may take to preload its environment.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,6 +55,8 @@ pub struct Launch {
     pub lease: Option<EnvLease>,
     /// The group the server itself runs in, with the run limits.
     pub cgroup: Option<CallGroup>,
+    /// Resource limits of the server and so of every run it forks.
+    pub rlimits: Option<Rlimits>,
 }
 
 /// One run handed to a server.
@@ -66,6 +69,20 @@ pub struct RunRequest<'a> {
     pub cwd: &'a std::path::Path,
     /// The run's standard input, output and error.
     pub stdio: [OwnedFd; 3],
+    /// What the run must confine itself to, when the server is isolated.
+    pub confine: Option<Confine<'a>>,
+}
+
+/// How a run forked by an isolated server confines itself before anything
+/// of it runs: in user, mount and pid namespaces of its own, where every
+/// directory of `hide` is replaced by an empty one, except `keep` (its own
+/// workspace), so that runs of one server cannot see each other's files.
+#[derive(Debug, Clone, Copy)]
+pub struct Confine<'a> {
+    /// Directories holding other runs' workspaces.
+    pub hide: &'a [PathBuf],
+    /// The run's own workspace.
+    pub keep: &'a std::path::Path,
 }
 
 enum Slot {
@@ -244,12 +261,18 @@ impl ForkServer {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        if let Some(group) = &launch.cgroup {
-            let procs = group.procs_files().to_vec();
-            // SAFETY: the hook only calls open/write/close, which are
-            // async-signal-safe, on paths prepared before the fork.
+        let procs = launch.cgroup.as_ref().map(|g| g.procs_files().to_vec());
+        let rlimits = launch.rlimits;
+        if procs.is_some() || rlimits.is_some() {
+            // SAFETY: the hook only calls open/write/close and setrlimit,
+            // which are async-signal-safe, on paths prepared before the fork.
             unsafe {
-                command.pre_exec(move || super::cgroup::join(&procs));
+                command.pre_exec(move || {
+                    if let Some(procs) = &procs {
+                        super::cgroup::join(procs)?;
+                    }
+                    rlimits.as_ref().map_or(Ok(()), |r| r.apply_to_self())
+                });
             }
         }
         let mut child = command
@@ -303,19 +326,26 @@ impl ForkServer {
             .argv
             .first()
             .is_some_and(|p| std::path::Path::new(p) == self.program);
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "argv": request.argv,
             "env": request.env,
             "cwd": request.cwd,
             "same-program": same_program,
-        })
-        .to_string();
+        });
+        if let Some(confine) = request.confine {
+            body["confine"] = serde_json::json!({"hide": confine.hide, "keep": confine.keep});
+        }
+        let body = body.to_string();
         anyhow::ensure!(
             body.len() <= MAX_REQUEST,
             "the run request is {} bytes, more than a fork server takes",
             body.len()
         );
         let (ours, theirs) = UnixStream::pair().context("creating the report socket")?;
+        // The kernel then tells which process wrote `pid N`, as this host
+        // numbers it: a sandboxed server only knows its own namespace's.
+        rustix::net::sockopt::set_socket_passcred(&ours, true)
+            .context("asking for the reporter's credentials")?;
         let [stdin, stdout, stderr] = &request.stdio;
         let fds = [
             stdin.as_fd(),
@@ -374,6 +404,7 @@ mod tests {
                 cwd: dir.to_path_buf(),
                 lease: None,
                 cgroup: None,
+                rlimits: None,
             },
         );
         for _ in 0..300 {
@@ -396,6 +427,7 @@ mod tests {
             max_output: 4096,
             lines: None,
             cgroup: None,
+            rlimits: None,
         }
     }
 
@@ -411,7 +443,7 @@ mod tests {
         std::fs::write(dir.join("main.py"), code).unwrap();
         let mut spec = spec(python, &["main.py"], dir);
         adjust(&mut spec);
-        process::run_forked(server, spec, CancellationToken::new())
+        process::run_forked(server, spec, None, CancellationToken::new())
             .await
             .expect("the server took the run")
             .expect("the run was supervised")
@@ -514,6 +546,7 @@ mod tests {
         let out = process::run_forked(
             &server,
             spec(&sh, &["-c", "echo $0 $#; exit 7"], dir.path()),
+            None,
             CancellationToken::new(),
         )
         .await

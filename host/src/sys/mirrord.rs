@@ -325,6 +325,7 @@ pub async fn exec(
         max_output,
         lines: Some(tx),
         cgroup: None,
+        rlimits: None,
     };
     let _slot = slots
         .acquire()

@@ -4,7 +4,9 @@
 pub mod cgroup;
 pub mod envcache;
 pub mod forkserver;
+pub mod isolation;
 pub mod kube;
 pub mod mirrord;
 pub mod process;
+pub mod rlimits;
 pub mod workspace;

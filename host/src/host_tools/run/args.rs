@@ -74,6 +74,8 @@ fn output_schema() -> Value {
             "memory_exceeded": {"type": "boolean"},
             "pids_exceeded": {"type": "boolean"},
             "forked": {"type": "boolean", "description": "Started by forking an interpreter with the environment already loaded."},
+            "isolated": {"type": "boolean", "description": "Ran confined: namespaces of its own, nothing of berth or of other runs visible, or in a backend's sandbox."},
+            "limits": {"type": "array", "items": {"type": "string"}, "description": "The limits that held around the last step: cgroup-memory, cgroup-processes, processes, file-size, open-files, data-memory, no-core-dumps, or sandbox (the backend's own)."},
             "sandbox": {
                 "type": "object",
                 "description": "The sandbox the run used, when it ran in one.",
@@ -84,7 +86,7 @@ fn output_schema() -> Value {
                 }
             }
         },
-        "required": ["exit_code", "stdout", "stderr", "phase", "duration_ms", "cached_env", "truncated"]
+        "required": ["exit_code", "stdout", "stderr", "phase", "duration_ms", "cached_env", "truncated", "isolated", "limits"]
     })
 }
 

@@ -266,6 +266,7 @@ async fn toolchain_version(
         max_output: 4096,
         lines: None,
         cgroup: None,
+        rlimits: None,
     };
     let result = process::run(spec, CancellationToken::new())
         .await
@@ -375,6 +376,8 @@ mod tests {
             memory_exceeded: false,
             pids_exceeded: false,
             forked: false,
+            isolated: false,
+            limits: Vec::new(),
             sandbox: None,
         };
         let out = output(&outcome);

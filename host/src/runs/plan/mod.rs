@@ -100,6 +100,11 @@ pub struct Outcome {
     /// Whether a fork server with the environment already loaded started
     /// the program.
     pub forked: bool,
+    /// Whether the step ran confined: namespaces of its own, nothing of
+    /// berth or of other runs visible (or in a backend's sandbox).
+    pub isolated: bool,
+    /// The limits that held around the step, by name.
+    pub limits: Vec<&'static str>,
     /// The sandbox it ran in, when it ran in one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxUse>,
@@ -126,6 +131,12 @@ pub async fn execute(
     cancel: CancellationToken,
 ) -> Result<Outcome, WitError> {
     let started = Instant::now();
+    let isolation = runs.isolation(&services.process)?;
+    if execution.mirrord.is_some() && runs.config.require_isolation {
+        return Err(WitError::Unavailable(
+            "berth.toml [runs] require_isolation is set, and a run under mirrord is not isolated locally".into(),
+        ));
+    }
     let fresh;
     let work: PathBuf = match &execution.workdir {
         Some(dir) => dir.clone(),
@@ -159,6 +170,7 @@ pub async fn execute(
     let runner = Steps {
         services,
         runs,
+        isolation,
         grants,
         places: &places,
         sink: sink.clone(),
@@ -177,6 +189,8 @@ pub async fn execute(
         memory_exceeded: limits.memory,
         pids_exceeded: limits.pids,
         forked: result.forked,
+        isolated: limits.isolated,
+        limits: limits.held(),
         sandbox: None,
     };
 

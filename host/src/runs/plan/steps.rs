@@ -17,8 +17,10 @@ use crate::contract::sink::CallSink;
 use crate::runs::RunServices;
 use crate::sys::cgroup::GroupLimits;
 use crate::sys::envcache::Acquired;
-use crate::sys::forkserver::{ForkServer, Launch};
+use crate::sys::forkserver::{Confine, ForkServer, Launch};
+use crate::sys::isolation::{Isolation, View};
 use crate::sys::process::{self, ProcessResult, ProcessSpec};
+use crate::sys::rlimits::Rlimits;
 use crate::sys::workspace;
 
 use super::places::Places;
@@ -40,12 +42,31 @@ pub(super) enum StepKind {
     Run(Duration),
 }
 
-/// What the cgroup of a step reported.
+/// What confined a step, and what its cgroup reported.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct LimitFlags {
+    /// A cgroup held the step.
     pub(super) enforced: bool,
     pub(super) memory: bool,
     pub(super) pids: bool,
+    /// The step ran in a sandbox of its own.
+    pub(super) isolated: bool,
+    /// The step's processes had berth's resource limits.
+    pub(super) rlimits: Option<Rlimits>,
+}
+
+impl LimitFlags {
+    /// The names of the limits that held.
+    pub(super) fn held(&self) -> Vec<&'static str> {
+        let mut held = Vec::new();
+        if self.enforced {
+            held.extend(["cgroup-memory", "cgroup-processes"]);
+        }
+        if let Some(rlimits) = &self.rlimits {
+            held.extend(rlimits.held(self.isolated));
+        }
+        held
+    }
 }
 
 /// A step's program, arguments and complete environment.
@@ -55,6 +76,8 @@ type Resolved = (PathBuf, Vec<String>, Vec<(String, String)>);
 pub(super) struct Steps<'a> {
     pub(super) services: &'a HostServices,
     pub(super) runs: &'a RunServices,
+    /// How local steps are confined; `None` runs them with limits only.
+    pub(super) isolation: Option<&'a Isolation>,
     pub(super) grants: &'a Grants,
     pub(super) places: &'a Places<'a>,
     pub(super) sink: Arc<dyn CallSink>,
@@ -165,6 +188,31 @@ impl Steps<'_> {
             .cgroups
             .as_ref()
             .and_then(|c| c.create(runs.limits).ok());
+        let rlimits = runs.rlimits();
+        let (program, args) = match self.isolation {
+            // The server sees every workspace directory, so that it can
+            // fork runs into them; each run then hides all but its own
+            // (`Confine`).
+            Some(isolation) => {
+                let view = View {
+                    writable: vec![
+                        self.services.workspace_root.clone(),
+                        runs.sessions_root.clone(),
+                    ],
+                    read_only: vec![cwd.clone()],
+                    network: runs.config.network,
+                    nested_namespaces: true,
+                };
+                for dir in &view.writable {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        WitError::Failed(format!("creating {}: {e}", dir.display()))
+                    })?;
+                }
+                let args = isolation.args(&program, &args, &cwd, &view, Some(&rlimits));
+                (isolation.program().to_path_buf(), args)
+            }
+            None => (program, args),
+        };
         Ok(Launch {
             program,
             args,
@@ -172,6 +220,7 @@ impl Steps<'_> {
             cwd,
             lease,
             cgroup,
+            rlimits: Some(rlimits),
         })
     }
 
@@ -210,17 +259,37 @@ impl Steps<'_> {
                 }
             })
         };
+        let cwd = self.cwd(command)?;
+        let rlimits = runs.rlimits();
+        let forked_isolated = server.is_some() && self.isolation.is_some();
+        let (program, args) = match (self.isolation, server) {
+            (Some(isolation), None) => {
+                let view = self.view(kind);
+                let args = isolation.args(&program, &args, &cwd, &view, Some(&rlimits));
+                (isolation.program().to_path_buf(), args)
+            }
+            _ => (program, args),
+        };
         let spec = ProcessSpec {
             program,
             args,
             env,
-            cwd: self.cwd(command)?,
+            cwd,
             stdin,
             timeout,
             max_output: self.services.process.max_output_bytes,
             lines: streamed.then_some(tx),
             cgroup: group.clone(),
+            rlimits: Some(rlimits),
         };
+        let hide = [
+            self.services.workspace_root.clone(),
+            runs.sessions_root.clone(),
+        ];
+        let confine = forked_isolated.then_some(Confine {
+            hide: &hide,
+            keep: self.places.work,
+        });
         let _slot = self
             .services
             .process_slots
@@ -229,13 +298,13 @@ impl Steps<'_> {
             .map_err(|_| WitError::Unavailable("host is shutting down".into()))?;
         let result = match server {
             Some(server) => {
-                match process::run_forked(server, spec.clone(), self.cancel.clone()).await {
+                match process::run_forked(server, spec.clone(), confine, self.cancel.clone()).await {
                     Ok(result) => result,
                     Err(err) => {
                         tracing::warn!(
                             "the fork server did not start the run; starting it directly: {err:#}"
                         );
-                        process::run(spec, self.cancel.clone()).await
+                        process::run(self.direct(spec, kind), self.cancel.clone()).await
                     }
                 }
             }
@@ -252,8 +321,47 @@ impl Steps<'_> {
             enforced: group.is_some(),
             memory: group.as_ref().is_some_and(|g| g.memory_exceeded()),
             pids: group.as_ref().is_some_and(|g| g.pids_exceeded()),
+            isolated: self.isolation.is_some(),
+            rlimits: Some(rlimits),
         };
         Ok((result, flags))
+    }
+
+    /// What a step of `kind` sees in its sandbox. Setup and build steps
+    /// write the environment and the download cache; a run step sees the
+    /// environment read-only and no cache, so a snippet cannot change what
+    /// later runs load.
+    fn view(&self, kind: StepKind) -> View {
+        let work = self.places.work.to_path_buf();
+        let env = self.places.env.map(std::path::Path::to_path_buf);
+        match kind {
+            StepKind::Prepare => View {
+                writable: [work, self.places.cache.to_path_buf()]
+                    .into_iter()
+                    .chain(env)
+                    .collect(),
+                read_only: Vec::new(),
+                network: true,
+                nested_namespaces: false,
+            },
+            StepKind::Run(_) => View {
+                writable: vec![work],
+                read_only: env.into_iter().collect(),
+                network: self.runs.config.network,
+                nested_namespaces: false,
+            },
+        }
+    }
+
+    /// `spec`, meant for a fork server, rewritten to start directly: in a
+    /// sandbox of its own when local runs are isolated.
+    fn direct(&self, mut spec: ProcessSpec, kind: StepKind) -> ProcessSpec {
+        if let Some(isolation) = self.isolation {
+            let view = self.view(kind);
+            spec.args = isolation.args(&spec.program, &spec.args, &spec.cwd, &view, spec.rlimits.as_ref());
+            spec.program = isolation.program().to_path_buf();
+        }
+        spec
     }
 }
 

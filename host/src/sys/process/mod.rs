@@ -14,7 +14,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::unix::pipe::{Receiver, Sender};
 use tokio_util::sync::CancellationToken;
 
-use super::forkserver::{ForkServer, RunRequest};
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use super::forkserver::{Confine, ForkServer, RunRequest};
 
 pub use self::env::{ProcessConfig, base_env, is_forbidden_env, resolve_program};
 
@@ -41,6 +46,8 @@ pub struct ProcessSpec {
     /// The control group the process starts in, for memory and process
     /// limits; `None` when the host cannot create one.
     pub cgroup: Option<std::sync::Arc<super::cgroup::CallGroup>>,
+    /// Resource limits set on the process before it starts.
+    pub rlimits: Option<super::rlimits::Rlimits>,
 }
 
 /// What a process produced.
@@ -94,11 +101,18 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(group) = spec.cgroup.clone() {
-        // SAFETY: the hook only calls open/write/close, which are
-        // async-signal-safe, on paths prepared before the fork.
+    let group = spec.cgroup.clone();
+    let rlimits = spec.rlimits;
+    if group.is_some() || rlimits.is_some() {
+        // SAFETY: the hook only calls open/write/close and setrlimit, which
+        // are async-signal-safe, on paths prepared before the fork.
         unsafe {
-            command.pre_exec(move || group.join_self());
+            command.pre_exec(move || {
+                if let Some(group) = &group {
+                    group.join_self()?;
+                }
+                rlimits.as_ref().map_or(Ok(()), |r| r.apply_to_self())
+            });
         }
     }
     let mut child = command.spawn()?;
@@ -118,6 +132,7 @@ pub async fn run(spec: ProcessSpec, cancel: CancellationToken) -> std::io::Resul
 pub async fn run_forked(
     server: &ForkServer,
     spec: ProcessSpec,
+    confine: Option<Confine<'_>>,
     cancel: CancellationToken,
 ) -> Result<std::io::Result<ProcessResult>, anyhow::Error> {
     let started = Instant::now();
@@ -141,18 +156,14 @@ pub async fn run_forked(
         env: &spec.env,
         cwd: &spec.cwd,
         stdio: [stdin_theirs, stdout_theirs.into(), stderr_theirs.into()],
+        confine,
     })?;
     report.set_nonblocking(true)?;
-    let mut report = BufReader::new(tokio::net::UnixStream::from_std(report)?);
-    let mut line = String::new();
-    tokio::time::timeout(FORK_HANDSHAKE, report.read_line(&mut line))
+    let report = tokio::net::UnixStream::from_std(report)?;
+    let pid = tokio::time::timeout(FORK_HANDSHAKE, forked_pid(&report))
         .await
         .context("the fork server did not fork the run in time")??;
-    let pid: i32 = line
-        .strip_prefix("pid ")
-        .and_then(|n| n.trim().parse().ok())
-        .filter(|pid| *pid > 0)
-        .with_context(|| format!("the fork server answered {line:?} instead of `pid N`"))?;
+    let mut report = BufReader::new(report);
     if let Some(group) = &spec.cgroup {
         // Dropping the report socket without `go` makes the forked
         // process exit before it runs anything.
@@ -181,6 +192,38 @@ pub async fn run_forked(
 
 /// How long a fork server may take to fork a run.
 const FORK_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// The pid of the process that forked a run, read from its `pid N` line.
+/// The number is the one the kernel attaches to the line, as this host
+/// sees it; the one written is the server's own view, which differs when
+/// the server is in a pid namespace.
+async fn forked_pid(report: &tokio::net::UnixStream) -> anyhow::Result<i32> {
+    let (line, sender) = report
+        .async_io(tokio::io::Interest::READABLE, || {
+            let mut buf = [0u8; 256];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let received = rustix::net::recvmsg(
+                report,
+                &mut [IoSliceMut::new(&mut buf)],
+                &mut control,
+                RecvFlags::DONTWAIT,
+            )
+            .map_err(std::io::Error::from)?;
+            let sender = control.drain().find_map(|message| match message {
+                RecvAncillaryMessage::ScmCredentials(cred) => Some(cred.pid.as_raw_nonzero().get()),
+                _ => None,
+            });
+            Ok((String::from_utf8_lossy(&buf[..received.bytes]).into_owned(), sender))
+        })
+        .await?;
+    anyhow::ensure!(
+        line.starts_with("pid ") && line.ends_with('\n'),
+        "the fork server answered {:?} instead of `pid N`",
+        line.trim_end()
+    );
+    sender.context("the fork server's report came without the sender's credentials")
+}
 
 /// A started process tree: its group, its pipes, and how it exits.
 struct Running<I, O, E, F> {
@@ -339,6 +382,7 @@ mod tests {
             max_output,
             lines: None,
             cgroup: None,
+            rlimits: None,
         }
     }
 

@@ -8,6 +8,7 @@ start-up nor the import of its dependencies. The protocol is the one the
 implementation of it.
 """
 
+import ctypes
 import importlib
 import importlib.metadata
 import json
@@ -89,14 +90,97 @@ def read_line(sock):
     return line
 
 
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+MS_NOSUID, MS_NODEV = 0x2, 0x4
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 0x40000
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def checked(result, what):
+    """Raise with errno's message when a libc call failed."""
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def mount(source, target, fstype, flags, data=None):
+    """mount(2)."""
+    encode = lambda text: None if text is None else os.fsencode(text)  # noqa: E731
+    checked(
+        LIBC.mount(encode(source), encode(target), encode(fstype), flags, encode(data)),
+        f"mounting {target}",
+    )
+
+
+def confine(rules):
+    """Before the run exists: enter user, mount and pid namespaces of its
+    own, where each directory of `hide` is an empty one, except `keep`,
+    the run's workspace, and /tmp is private. The run forked next is the
+    first process of the new pid namespace, so everything it starts dies
+    with it."""
+    uid, gid = os.getuid(), os.getgid()
+    checked(LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as file:
+            file.write(text)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # Mounts are assembled on a stage of this run's own, then moved into
+    # place: the workspace must survive the hiding of its parent, and may
+    # itself lie under /tmp, which is replaced last.
+    stage = "/tmp/.berth-stage"
+    os.makedirs(stage, exist_ok=True)
+    mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700,size=64k")
+    keep = os.path.realpath(rules["keep"])
+    staged_keep, new_tmp = f"{stage}/keep", f"{stage}/tmp"
+    os.mkdir(staged_keep)
+    os.mkdir(new_tmp)
+    mount(keep, staged_keep, None, MS_BIND | MS_REC)
+    mount("tmpfs", new_tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=512m")
+    for root in rules["hide"]:
+        if os.path.isdir(root):
+            mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
+    under_tmp = os.path.commonpath([keep, "/tmp"]) == "/tmp"
+    target = new_tmp + keep[len("/tmp"):] if under_tmp else keep
+    os.makedirs(target, exist_ok=True)
+    mount(staged_keep, target, None, MS_MOVE)
+    mount(new_tmp, "/tmp", None, MS_MOVE)
+
+
+def drop_privileges():
+    """In the run, once its namespaces are set up: no capabilities, none to
+    gain, and no way for another run to read its memory or descriptors.
+    (Its /proc stays the server's: the kernel refuses a fresh one under the
+    sandbox's read-only parts of /proc. Other runs listed there are not
+    dumpable, so their memory, environment and files stay closed.)"""
+    for cap in range(64):
+        if LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+    data = (ctypes.c_uint32 * 6)()
+    checked(LIBC.capset(header, data), "dropping capabilities")
+    checked(LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
+    checked(LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "clearing dumpable")
+
+
 def report_and_fork(request, fds):
-    """In the reporter child: start a session, tell berth its id, wait for
-    berth to place it in the run's cgroup, fork the run and report how it
-    ended. Returns only in the run's own process."""
+    """In the reporter child: start a session, confine itself when asked,
+    tell berth its id, wait for berth to place it in the run's cgroup, fork
+    the run and report how it ended. Returns only in the run's own
+    process."""
     stdin, stdout, stderr, report_fd = fds
     try:
         os.setsid()
         report = socket.socket(fileno=report_fd)
+        rules = request.get("confine")
+        if rules is not None:
+            try:
+                confine(rules)
+            except OSError as err:
+                report.sendall(f"error {err}\n".encode())
+                os._exit(71)
         report.sendall(b"pid %d\n" % os.getpid())
         if read_line(report) != b"go\n":
             os._exit(0)
@@ -106,6 +190,12 @@ def report_and_fork(request, fds):
         os._exit(70)
     if run == 0:
         report.close()
+        if rules is not None:
+            try:
+                drop_privileges()
+            except OSError as err:
+                os.write(stderr, f"berth fork server: {err}\n".encode())
+                os._exit(71)
         return request, (stdin, stdout, stderr)
     try:
         for fd in (stdin, stdout, stderr):
@@ -219,6 +309,9 @@ def reseed():
 
 def main():
     own_startup_env = startup_env(os.environ)
+    # Runs are forked from this process: none of them may read or change
+    # its memory, or through it the runs forked after them.
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     # The control socket arrives as standard input; keep it off fd 0 so a
     # run's own stdin can take that place.
     control = socket.socket(fileno=os.dup(0))
