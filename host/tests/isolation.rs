@@ -103,7 +103,12 @@ fn processes_under(dir: &Path) -> Vec<String> {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|e| {
             let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
             cwd.starts_with(dir)
@@ -208,7 +213,12 @@ fn hostile_suite(forked: bool, cgroups: bool) {
 
     let pair = results[2]["results"].as_array().unwrap();
     assert_eq!(stdout_of(&pair[0]).trim(), "mine", "{}", pair[0]);
-    assert_eq!(stdout_of(&pair[1]).trim(), "[]", "a run found another's workspace: {}", pair[1]);
+    assert_eq!(
+        stdout_of(&pair[1]).trim(),
+        "[]",
+        "a run found another's workspace: {}",
+        pair[1]
+    );
 
     let planted = stdout_of(&results[3]);
     assert!(planted.starts_with("refused"), "{planted}");
@@ -217,7 +227,10 @@ fn hostile_suite(forked: bool, cgroups: bool) {
     let limits = structured(&results[4])["limits"].clone();
     let held = |name: &str| limits.as_array().unwrap().iter().any(|l| l == name);
     assert_eq!(held("cgroup-memory"), cgroups, "{limits}");
-    assert!(held("file-size") && held("open-files") && held("data-memory"), "{limits}");
+    assert!(
+        held("file-size") && held("open-files") && held("data-memory"),
+        "{limits}"
+    );
     assert_eq!(held("processes"), !running_as_root(), "{limits}");
 
     assert_eq!(structured(&results[4])["timed_out"], true, "{}", results[4]);
@@ -246,8 +259,14 @@ fn hostile_suite(forked: bool, cgroups: bool) {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let work = sandbox.data().join("work");
     let survivors = processes_under(&work);
-    assert!(survivors.is_empty(), "snippet processes survived their calls: {survivors:?}");
-    assert!(pgrep(&marker).is_empty(), "snippet processes survived their calls");
+    assert!(
+        survivors.is_empty(),
+        "snippet processes survived their calls: {survivors:?}"
+    );
+    assert!(
+        pgrep(&marker).is_empty(),
+        "snippet processes survived their calls"
+    );
     assert!(
         pgrep("^sleep 300$").is_empty(),
         "a child that left its session survived the call"

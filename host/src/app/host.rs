@@ -28,6 +28,7 @@ use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::{LoadFailure, Owner, Registry};
 use crate::state::audit::AuditLog;
 use crate::state::{AuditEntry, Database};
+use crate::sys::datadir::DataDirLock;
 use crate::sys::workspace;
 
 /// How often backends are asked to reap what outlived its TTL.
@@ -78,14 +79,29 @@ pub struct PluginHost {
     reload_lock: tokio::sync::Mutex<()>,
     metrics: Metrics,
     audit: AuditLog,
+    /// Held while this host owns its data directory (it serves).
+    owner: std::sync::Mutex<Option<DataDirLock>>,
 }
 
 impl PluginHost {
-    /// Open the database, sweep leftovers, build the engine and load every
-    /// plugin the config names.
+    /// Open the database, build the engine and load every plugin the config
+    /// names: a host for one-off commands, which leaves the data
+    /// directory's leftovers to its owner (see [`PluginHost::start_serving`]).
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Database::open(&config.database_path())?;
         Self::start_with_db(config, db).await
+    }
+
+    /// Like [`PluginHost::start`], for a berth that serves: it takes the
+    /// data directory for itself (a second one is refused), then clears
+    /// what earlier runs left there and reaps their sandboxes.
+    pub async fn start_serving(config: Config) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let lock = DataDirLock::acquire(&config.data_dir)?;
+        let host = Self::start(config).await?;
+        host.take_ownership(lock).await;
+        Ok(host)
     }
 
     /// Like [`PluginHost::start`], with a given database.
@@ -95,15 +111,7 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         capabilities::add_to_linker(&mut linker).context("linking host functions")?;
         let workspace_root = config.data_dir.join("work");
-        let swept = workspace::sweep(&workspace_root);
-        if swept > 0 {
-            tracing::info!(swept, "removed workspaces left by an earlier run");
-        }
         let runs = Arc::new(RunServices::new(&config.data_dir, &config.runs));
-        let expired = sessions::sweep(&runs);
-        if expired > 0 {
-            tracing::info!(expired, "removed idle run sessions");
-        }
         let audit = AuditLog::start(db.clone()).context("starting the audit writer")?;
         let services = Arc::new(HostServices::new(
             db,
@@ -132,12 +140,36 @@ impl PluginHost {
             reload_lock: tokio::sync::Mutex::new(()),
             metrics: Metrics::default(),
             audit,
+            owner: std::sync::Mutex::new(None),
         });
         host.reload().await;
-        // No run of this host is in flight yet: every sandbox a backend
-        // holds is an orphan of an earlier run.
-        host.reap(true).await;
-        let weak = Arc::downgrade(&host);
+        Ok(host)
+    }
+
+    /// Own the data directory while `lock` is held: remove the workspaces,
+    /// unfinished environments and idle sessions earlier runs left, reap
+    /// every sandbox they left, and from now on reap expired ones.
+    async fn take_ownership(self: &Arc<Self>, lock: DataDirLock) {
+        *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+        let swept = workspace::sweep(&self.services.workspace_root);
+        if swept > 0 {
+            tracing::info!(swept, "removed workspaces left by an earlier run");
+        }
+        let unfinished = self.runs.envs.remove_unfinished();
+        if unfinished > 0 {
+            tracing::info!(
+                unfinished,
+                "removed environments whose build never finished"
+            );
+        }
+        let expired = sessions::sweep(&self.runs);
+        if expired > 0 {
+            tracing::info!(expired, "removed idle run sessions");
+        }
+        // No run of this host is in flight yet, and no other berth serves
+        // this data dir: every sandbox a backend holds for it is an orphan.
+        self.reap(true).await;
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REAP_INTERVAL);
             tick.tick().await;
@@ -152,7 +184,6 @@ impl PluginHost {
                     .refresh(|name| registry.backend(name).ok());
             }
         });
-        Ok(host)
     }
 
     /// Keep warm what makes repeat calls fast, from now until

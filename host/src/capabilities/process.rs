@@ -55,7 +55,7 @@ pub fn prepare(services: &HostServices, request: RunRequest) -> Result<Prepared,
         .find(|(name, _)| exec::is_forbidden_env(name))
     {
         return Err(WitError::InvalidInput(format!(
-            "environment variable `{name}` may not be set (empty, contains `=`/NUL, or a loader variable)"
+            "environment variable `{name}` may not be set (malformed, or it would load code or redirect a tool, like LD_*, PATH, NODE_OPTIONS or RUSTC_WRAPPER; the README lists them)"
         )));
     }
     let total: usize = request.files.iter().map(|f| f.contents.len()).sum();

@@ -209,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return code;
         }
         Command::Serve { http } => {
-            let host = PluginHost::start(config?).await?;
+            let host = PluginHost::start_serving(config?).await?;
             host.keep_warm()?;
             let served = match http {
                 Some(addr) => transport::serve_http(host.clone(), addr).await,

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use crate::contract::bindings::types::Error as WitError;
 use crate::sys::cgroup::{Cgroups, GroupLimits};
+use crate::sys::envcache::EnvCache;
+use crate::sys::forkserver::ForkServers;
 use crate::sys::isolation::Isolation;
 use crate::sys::process::ProcessConfig;
 use crate::sys::rlimits::Rlimits;
-use crate::sys::envcache::EnvCache;
-use crate::sys::forkserver::ForkServers;
 use config::RunsConfig;
 
 /// What the plan executor shares across runs.

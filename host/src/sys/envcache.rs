@@ -74,21 +74,32 @@ pub struct CachedEnv {
 }
 
 impl EnvCache {
-    /// A cache under `root` holding at most about `cap_bytes`. Leftovers of
-    /// builds that never finished are removed.
+    /// A cache under `root` holding at most about `cap_bytes`.
     pub fn new(root: PathBuf, cap_bytes: u64) -> Self {
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for entry in entries.flatten() {
-                if entry.path().is_dir() && !entry.path().join(READY).is_file() {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
         Self {
             root,
             cap_bytes,
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Remove the leftovers of builds that never finished, and say how
+    /// many. Only the data directory's owner may: another process's build
+    /// in progress looks the same.
+    pub fn remove_unfinished(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if entry.path().is_dir()
+                && !entry.path().join(READY).is_file()
+                && std::fs::remove_dir_all(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     fn lock_for(&self, key: &str) -> Arc<RwLock<()>> {
@@ -324,10 +335,12 @@ mod tests {
     }
 
     #[test]
-    fn unfinished_directories_are_swept_at_start() {
+    fn unfinished_directories_are_removed_only_when_asked() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("dd")).unwrap();
-        let _cache = EnvCache::new(root.path().to_path_buf(), u64::MAX);
+        let cache = EnvCache::new(root.path().to_path_buf(), u64::MAX);
+        assert!(root.path().join("dd").exists());
+        assert_eq!(cache.remove_unfinished(), 1);
         assert!(!root.path().join("dd").exists());
     }
 

@@ -58,7 +58,11 @@ impl Isolation {
     /// `runtimes` are directories a snippet's programs live in outside the
     /// system ones (a pyenv or rustup install); any of them that holds one
     /// of `hidden` (berth's data directory) is left out.
-    pub fn detect(path: Option<&str>, runtimes: &[PathBuf], hidden: &[&Path]) -> anyhow::Result<Self> {
+    pub fn detect(
+        path: Option<&str>,
+        runtimes: &[PathBuf],
+        hidden: &[&Path],
+    ) -> anyhow::Result<Self> {
         let bwrap = super::process::resolve_program("bwrap", path)
             .context("bubblewrap (`bwrap`) is not installed (apt install bubblewrap)")?;
         let prlimit = super::process::resolve_program("prlimit", path);
@@ -80,9 +84,15 @@ impl Isolation {
             }
         }
         for dir in runtimes {
-            let Ok(dir) = dir.canonicalize() else { continue };
-            let covered = system.iter().any(|e| matches!(e, Entry::ReadOnly(p) if dir.starts_with(p)));
-            let exposes = hidden.iter().any(|h| h.starts_with(&dir) || dir.starts_with(h));
+            let Ok(dir) = dir.canonicalize() else {
+                continue;
+            };
+            let covered = system
+                .iter()
+                .any(|e| matches!(e, Entry::ReadOnly(p) if dir.starts_with(p)));
+            let exposes = hidden
+                .iter()
+                .any(|h| h.starts_with(&dir) || dir.starts_with(h));
             if exposes {
                 tracing::warn!(
                     dir = %dir.display(),
@@ -171,7 +181,11 @@ impl Isolation {
                     push(&["--ro-bind", &dir, &dir]);
                 }
                 Entry::Symlink { target, at } => {
-                    push(&["--symlink", &target.display().to_string(), &at.display().to_string()]);
+                    push(&[
+                        "--symlink",
+                        &target.display().to_string(),
+                        &at.display().to_string(),
+                    ]);
                 }
             }
         }
@@ -251,7 +265,10 @@ mod tests {
         assert!(stdout.starts_with("tmp\n"), "{stdout}");
         let pids: usize = stdout.lines().last().unwrap().trim().parse().unwrap();
         assert!(pids <= 4, "the sandbox sees {pids} processes: {stdout}");
-        assert_eq!(std::fs::read_to_string(shown.path().join("out")).unwrap(), "ok\n");
+        assert_eq!(
+            std::fs::read_to_string(shown.path().join("out")).unwrap(),
+            "ok\n"
+        );
     }
 
     #[test]
@@ -259,12 +276,15 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let inner = data.path().join("berth");
         let path = std::env::var("PATH").ok();
-        let Ok(isolation) = Isolation::detect(path.as_deref(), &[data.path().to_path_buf()], &[&inner])
+        let Ok(isolation) =
+            Isolation::detect(path.as_deref(), &[data.path().to_path_buf()], &[&inner])
         else {
             return;
         };
-        assert!(!isolation
-            .system
-            .contains(&Entry::ReadOnly(data.path().canonicalize().unwrap())));
+        assert!(
+            !isolation
+                .system
+                .contains(&Entry::ReadOnly(data.path().canonicalize().unwrap()))
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! workspaces, the environment cache, fork servers, and the Kubernetes and mirrord engines.
 
 pub mod cgroup;
+pub mod datadir;
 pub mod envcache;
 pub mod forkserver;
 pub mod isolation;

@@ -86,7 +86,10 @@ mod tests {
             data_bytes: 256 << 20,
         };
         let mut command = std::process::Command::new("/bin/sh");
-        command.args(["-c", "ulimit -f; ulimit -n; head -c 10000 /dev/zero > big; wc -c < big"]);
+        command.args([
+            "-c",
+            "ulimit -f; ulimit -n; head -c 10000 /dev/zero > big; wc -c < big",
+        ]);
         let dir = tempfile::tempdir().unwrap();
         command.current_dir(dir.path());
         // SAFETY: the hook only calls setrlimit.
@@ -99,6 +102,9 @@ mod tests {
         // `ulimit -f` counts 512-byte blocks.
         assert_eq!(lines[0], "8", "{stdout}");
         assert_eq!(lines[1], "32", "{stdout}");
-        assert_eq!(lines[2], "4096", "the write past the file-size limit was not cut: {stdout}");
+        assert_eq!(
+            lines[2], "4096",
+            "the write past the file-size limit was not cut: {stdout}"
+        );
     }
 }

@@ -192,7 +192,7 @@ pub(super) fn check(args: &RunArgs, runs: &RunsConfig) -> Result<(), CallError> 
     }
     if let Some(name) = args.env.keys().find(|k| process::is_forbidden_env(k)) {
         return Err(invalid(format!(
-            "`env` may not set `{name}` (empty, contains `=`/NUL, or a loader variable)"
+            "`env` may not set `{name}` (malformed, or it would load code or redirect a tool, like LD_*, PATH, NODE_OPTIONS or RUSTC_WRAPPER; the README lists them)"
         )));
     }
     if args.env.len() > MAX_LIST {

@@ -108,7 +108,7 @@ impl Steps<'_> {
         for (name, value) in command.env.iter().chain(extra_env) {
             if process::is_forbidden_env(name) {
                 return Err(WitError::InvalidInput(format!(
-                    "environment variable `{name}` may not be set (empty, contains `=`/NUL, or a loader variable)"
+                    "environment variable `{name}` may not be set (malformed, or it would load code or redirect a tool, like LD_*, PATH, NODE_OPTIONS or RUSTC_WRAPPER; the README lists them)"
                 )));
             }
             env.retain(|(existing, _)| existing != name);
@@ -298,7 +298,8 @@ impl Steps<'_> {
             .map_err(|_| WitError::Unavailable("host is shutting down".into()))?;
         let result = match server {
             Some(server) => {
-                match process::run_forked(server, spec.clone(), confine, self.cancel.clone()).await {
+                match process::run_forked(server, spec.clone(), confine, self.cancel.clone()).await
+                {
                     Ok(result) => result,
                     Err(err) => {
                         tracing::warn!(
@@ -358,7 +359,13 @@ impl Steps<'_> {
     fn direct(&self, mut spec: ProcessSpec, kind: StepKind) -> ProcessSpec {
         if let Some(isolation) = self.isolation {
             let view = self.view(kind);
-            spec.args = isolation.args(&spec.program, &spec.args, &spec.cwd, &view, spec.rlimits.as_ref());
+            spec.args = isolation.args(
+                &spec.program,
+                &spec.args,
+                &spec.cwd,
+                &view,
+                spec.rlimits.as_ref(),
+            );
             spec.program = isolation.program().to_path_buf();
         }
         spec

@@ -94,14 +94,73 @@ pub fn resolve_program(program: &str, path_var: Option<&str>) -> Option<PathBuf>
         .find(|p| is_executable(p))
 }
 
-/// Environment names a caller may not set: they would let a granted program
-/// load arbitrary code.
+/// Variables no plan, plugin or caller may set, because they make a
+/// program load code or run a tool other than the one that was granted:
+/// loaders, interpreter options and tool redirections. (Prefixes end in
+/// `_` or `*`; see [`is_forbidden_env`].)
+pub const FORBIDDEN_ENV: &[&str] = &[
+    // Dynamic loaders and glibc's module loading.
+    "LD_*",
+    "DYLD_*",
+    "GCONV_PATH",
+    // Where programs are found, and which cluster or engine is driven.
+    "PATH",
+    "KUBECONFIG",
+    "CONTAINERS_*",
+    "CONTAINER_HOST",
+    "DOCKER_HOST",
+    "MIRRORD_*",
+    // Interpreter options that preload code.
+    "NODE_OPTIONS",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PERL5OPT",
+    "RUBYOPT",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    // Shell start-up files and hooks.
+    "BASH_ENV",
+    "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    // Compiler and tool redirections.
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTDOC",
+    "RUSTFLAGS",
+    "CARGO_BUILD_*",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CC",
+    "CXX",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_EXEC_PATH",
+    "GIT_ASKPASS",
+    "GIT_PROXY_COMMAND",
+    "GIT_CONFIG_*",
+];
+
+/// Whether `name` may not be set in a process's environment: malformed
+/// (empty, or with `=` or NUL), or on [`FORBIDDEN_ENV`]. `CARGO_TARGET_*`
+/// is refused too (it names linkers and runners), except the target
+/// directory itself.
 pub fn is_forbidden_env(name: &str) -> bool {
-    name.is_empty()
-        || name.contains('=')
-        || name.contains('\0')
-        || name.starts_with("LD_")
-        || name.starts_with("DYLD_")
+    if name.is_empty() || name.contains('=') || name.contains('\0') {
+        return true;
+    }
+    if name.starts_with("CARGO_TARGET_") && name != "CARGO_TARGET_DIR" {
+        return true;
+    }
+    FORBIDDEN_ENV
+        .iter()
+        .any(|rule| match rule.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *rule,
+        })
 }
 
 /// The environment every process starts from: the allow-listed host
@@ -122,10 +181,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loader_variables_cannot_be_set() {
-        assert!(is_forbidden_env("LD_PRELOAD"));
-        assert!(is_forbidden_env("A=B"));
-        assert!(!is_forbidden_env("PYTHONPATH"));
+    fn loader_interpreter_and_redirect_variables_cannot_be_set() {
+        for name in [
+            "LD_PRELOAD",
+            "A=B",
+            "PATH",
+            "KUBECONFIG",
+            "RUSTC_WRAPPER",
+            "NODE_OPTIONS",
+            "BASH_ENV",
+            "CONTAINERS_CONF",
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
+            "GIT_CONFIG_GLOBAL",
+        ] {
+            assert!(is_forbidden_env(name), "{name}");
+        }
+        for name in [
+            "PYTHONPATH",
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "UV_CACHE_DIR",
+            "npm_config_cache",
+        ] {
+            assert!(!is_forbidden_env(name), "{name}");
+        }
     }
 
     #[test]

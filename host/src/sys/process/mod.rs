@@ -214,7 +214,10 @@ async fn forked_pid(report: &tokio::net::UnixStream) -> anyhow::Result<i32> {
                 RecvAncillaryMessage::ScmCredentials(cred) => Some(cred.pid.as_raw_nonzero().get()),
                 _ => None,
             });
-            Ok((String::from_utf8_lossy(&buf[..received.bytes]).into_owned(), sender))
+            Ok((
+                String::from_utf8_lossy(&buf[..received.bytes]).into_owned(),
+                sender,
+            ))
         })
         .await?;
     anyhow::ensure!(
