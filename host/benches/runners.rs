@@ -1,9 +1,9 @@
 //! Load driver for `run_<language>`: per language, a cold run (new data
 //! dir: environment built), warm runs (environment reused, through the
 //! runner's fork server when it offers one), warm runs with fork servers
-//! turned off, and the baseline of building a fresh environment for every
-//! call, as the original mirrord MCP server did. All in one run, reported
-//! as ratios.
+//! turned off, both again with isolation turned off (`[runs] isolate`),
+//! and the baseline of building a fresh environment for every call, as the
+//! original mirrord MCP server did. All in one run, reported as ratios.
 //!
 //! `cargo bench -p berth --bench runners [-- python|node|rust]`
 
@@ -176,12 +176,18 @@ fn warm_runs(
     median(samples)
 }
 
-fn start(runtime: &tokio::runtime::Runtime, data: &Path, fork_servers: usize) -> Arc<PluginHost> {
+fn start(
+    runtime: &tokio::runtime::Runtime,
+    data: &Path,
+    fork_servers: usize,
+    isolate: bool,
+) -> Arc<PluginHost> {
     let mut config = Config {
         data_dir: data.to_path_buf(),
         ..Config::default()
     };
     config.runs.fork_servers = fork_servers;
+    config.runs.isolate = isolate;
     let host = runtime.block_on(PluginHost::start(config)).unwrap();
     host.keep_warm().unwrap();
     host
@@ -194,7 +200,7 @@ fn main() {
         .collect();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!(
-        "{:<8} {:>9} {:>9} {:>14} {:>10} {:>10} {:>11} {:>15}",
+        "{:<8} {:>9} {:>9} {:>14} {:>10} {:>10} {:>11} {:>13} {:>9} {:>9} {:>13} {:>16}",
         "language",
         "cold ms",
         "warm p50",
@@ -202,7 +208,11 @@ fn main() {
         "fresh p50",
         "cold/warm",
         "fresh/warm",
-        "no-fork/warm"
+        "no-fork/warm",
+        "bare p50",
+        "iso/bare",
+        "no-fork bare",
+        "no-fork iso/bare"
     );
     for language in languages() {
         if !only.is_empty() && !only.iter().any(|o| o == language.name) {
@@ -210,7 +220,7 @@ fn main() {
         }
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let host = start(&runtime, &data, 8);
+        let host = start(&runtime, &data, 8, true);
         let (cold, first) = runtime.block_on(call(&host, language.tool, &language.args));
         assert_eq!(
             first["cached_env"], false,
@@ -219,7 +229,11 @@ fn main() {
         let warm = warm_runs(&runtime, &host, &language, language.forks);
         drop(host);
         // The same data dir: the environment is cached, only fork servers are off.
-        let no_fork = warm_runs(&runtime, &start(&runtime, &data, 0), &language, false);
+        let no_fork = warm_runs(&runtime, &start(&runtime, &data, 0, true), &language, false);
+        let host = start(&runtime, &data, 8, false);
+        let bare = warm_runs(&runtime, &host, &language, language.forks);
+        drop(host);
+        let no_fork_bare = warm_runs(&runtime, &start(&runtime, &data, 0, false), &language, false);
         let baseline_cache = dir.path().join("baseline-cache");
         // One untimed run fills the baseline's download cache, so it is
         // measured at its best: only the fresh environment is rebuilt.
@@ -230,7 +244,7 @@ fn main() {
                 .collect(),
         );
         println!(
-            "{:<8} {:>9.0} {:>9.1} {:>14.1} {:>10.0} {:>9.1}x {:>10.1}x {:>14.1}x",
+            "{:<8} {:>9.0} {:>9.1} {:>14.1} {:>10.0} {:>9.1}x {:>10.1}x {:>12.1}x {:>9.1} {:>8.2}x {:>13.1} {:>15.2}x",
             language.name,
             ms(cold),
             ms(warm),
@@ -238,7 +252,11 @@ fn main() {
             ms(fresh),
             ms(cold) / ms(warm),
             ms(fresh) / ms(warm),
-            ms(no_fork) / ms(warm)
+            ms(no_fork) / ms(warm),
+            ms(bare),
+            ms(warm) / ms(bare),
+            ms(no_fork_bare),
+            ms(no_fork) / ms(no_fork_bare)
         );
     }
 }
