@@ -233,7 +233,12 @@ fn main() {
         let host = start(&runtime, &data, 8, false);
         let bare = warm_runs(&runtime, &host, &language, language.forks);
         drop(host);
-        let no_fork_bare = warm_runs(&runtime, &start(&runtime, &data, 0, false), &language, false);
+        let no_fork_bare = warm_runs(
+            &runtime,
+            &start(&runtime, &data, 0, false),
+            &language,
+            false,
+        );
         let baseline_cache = dir.path().join("baseline-cache");
         // One untimed run fills the baseline's download cache, so it is
         // measured at its best: only the fresh environment is rebuilt.

@@ -59,3 +59,29 @@ fn one_off_commands_beside_a_busy_serve_leave_its_calls_alone_and_a_second_serve
         assert_eq!(out["stdout"], "kept True\n", "{outcome}");
     }
 }
+
+#[test]
+fn a_berth_toml_in_the_current_directory_sets_nothing() {
+    let sandbox = Sandbox::with_bundled();
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.toml"), "[tools]\ndeny = [\"*\"]\n").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::berth())
+        .args(sandbox.args())
+        .arg("tools")
+        .current_dir(repo.path())
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("run_python"),
+        "the repository's berth.toml filtered the tools"
+    );
+}

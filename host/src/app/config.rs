@@ -35,6 +35,11 @@ pub enum ConfigError {
         /// What is wrong, with the offending key.
         message: String,
     },
+    /// No data directory was given and this user has none by default.
+    #[error(
+        "no data directory: this user has no local data directory (is HOME set?); give --data-dir, BERTH_DATA_DIR or data_dir in berth.toml"
+    )]
+    NoDataDir,
     /// An environment variable has a value of the wrong form.
     #[error("environment variable {name}={value:?} is invalid: expected {expected}")]
     Env {
@@ -113,23 +118,42 @@ impl Default for Config {
     }
 }
 
+/// The user's local data directory's `berth`, or nothing (refused by
+/// [`Config::check_data_dir`]): a shared temporary directory would let
+/// another local user plant plugins' compiled code or read the database.
 fn default_data_dir() -> PathBuf {
     dirs::data_local_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("berth")
+        .map(|dir| dir.join("berth"))
+        .unwrap_or_default()
+}
+
+/// `berth/berth.toml` in the user's config directory.
+pub fn default_config_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("berth").join("berth.toml"))
 }
 
 impl Config {
-    /// Read `path` if given, else `./berth.toml` if it exists, else the
-    /// defaults; then apply `BERTH_*` environment overrides.
+    /// Read `path` if given, else the user's `berth.toml` (see
+    /// [`default_config_path`]) if it exists, else the defaults; then apply
+    /// `BERTH_*` environment overrides. The current directory is never
+    /// read: a client started inside a cloned repository must not take that
+    /// repository's policy.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut config = match path {
-            Some(path) => Self::from_file(path)?,
-            None if Path::new("berth.toml").is_file() => Self::from_file(Path::new("berth.toml"))?,
-            None => Self::default(),
+        let mut config = match (path, default_config_path()) {
+            (Some(path), _) => Self::from_file(path)?,
+            (None, Some(user)) if user.is_file() => Self::from_file(&user)?,
+            (None, _) => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
         Ok(config)
+    }
+
+    /// Refuse to go on without a data directory.
+    pub fn check_data_dir(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::NoDataDir);
+        }
+        Ok(())
     }
 
     /// Parse one config file.

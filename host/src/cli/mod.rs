@@ -145,6 +145,7 @@ impl Cli {
         if self.no_bundled {
             config.bundled_plugins = false;
         }
+        config.check_data_dir()?;
         Ok(config)
     }
 }

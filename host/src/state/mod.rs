@@ -36,13 +36,28 @@ pub struct AuditEntry {
 
 impl Database {
     /// Open (creating if needed) the database at `path`.
+    ///
+    /// The data directory is kept to berth's user (0700) and the database
+    /// file to its owner (0600).
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
+            // A directory berth does not own (a mounted volume) keeps its
+            // mode; the operator then answers for it.
+            if let Err(err) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            {
+                tracing::warn!(
+                    "cannot restrict data directory {} to its owner: {err}",
+                    dir.display()
+                );
+            }
         }
         let conn = Connection::open(path)
             .with_context(|| format!("opening database {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting database {}", path.display()))?;
         Self::init(conn)
     }
 

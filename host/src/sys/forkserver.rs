@@ -389,6 +389,14 @@ mod tests {
     /// A ready Python fork server, or `None` (with the reason printed)
     /// when this machine has no python3.
     async fn python_server(dir: &std::path::Path) -> Option<(PathBuf, Arc<ForkServer>)> {
+        python_server_from(dir, PYTHON_SERVER).await
+    }
+
+    /// A server running `source` (the bundled one, or a variant of it).
+    async fn python_server_from(
+        dir: &std::path::Path,
+        source: &str,
+    ) -> Option<(PathBuf, Arc<ForkServer>)> {
         let path = std::env::var("PATH").ok();
         let Some(python) = process::resolve_program("python3", path.as_deref()) else {
             eprintln!("SKIP: python3 is not on PATH");
@@ -399,7 +407,7 @@ mod tests {
             "py".into(),
             Launch {
                 program: python.clone(),
-                args: vec!["-c".into(), PYTHON_SERVER.into(), "json".into()],
+                args: vec!["-c".into(), source.into(), "json".into()],
                 env: path_env(),
                 cwd: dir.to_path_buf(),
                 lease: None,
@@ -603,5 +611,75 @@ mod tests {
         on.slots().insert("k".into(), Slot::Failed(Instant::now()));
         assert!(!on.wanted("k"), "a failed server is retried at once");
         assert!(on.ready("k").is_none());
+    }
+
+    /// Two workspaces under one root, each with a file of its own.
+    fn two_workspaces() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let (mine, theirs) = (root.path().join("mine"), root.path().join("theirs"));
+        for (dir, file) in [(&mine, "mine.txt"), (&theirs, "theirs.txt")] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join(file), "x").unwrap();
+        }
+        (root, mine, theirs)
+    }
+
+    #[tokio::test]
+    async fn a_confined_run_sees_only_its_own_workspace_and_leads_its_pid_namespace() {
+        let (root, mine, _) = two_workspaces();
+        let Some((python, server)) = python_server(root.path()).await else {
+            return;
+        };
+        std::fs::write(
+            mine.join("main.py"),
+            "import os\nprint(os.getpid(), sorted(os.listdir('..')), sorted(os.listdir('.')))",
+        )
+        .unwrap();
+        let hide = [root.path().to_path_buf()];
+        let confine = Confine {
+            hide: &hide,
+            keep: &mine,
+        };
+        let out = process::run_forked(
+            &server,
+            spec(&python, &["main.py"], &mine),
+            Some(confine),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("the server took the run")
+        .expect("the run was supervised");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "1 ['mine'] ['main.py', 'mine.txt']\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_ignores_confinement_is_not_trusted_with_the_run() {
+        let (root, mine, _) = two_workspaces();
+        let unconfining = PYTHON_SERVER.replace("rules = request.get(\"confine\")", "rules = None");
+        assert_ne!(unconfining, PYTHON_SERVER);
+        let Some((python, server)) = python_server_from(root.path(), &unconfining).await else {
+            return;
+        };
+        std::fs::write(mine.join("main.py"), "open('ran', 'w')").unwrap();
+        let hide = [root.path().to_path_buf()];
+        let refused = process::run_forked(
+            &server,
+            spec(&python, &["main.py"], &mine),
+            Some(Confine {
+                hide: &hide,
+                keep: &mine,
+            }),
+            CancellationToken::new(),
+        )
+        .await;
+        let err = refused.expect_err("an unconfined run was started");
+        assert!(err.to_string().contains("did not confine"), "{err:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!mine.join("ran").exists(), "the refused run ran");
     }
 }

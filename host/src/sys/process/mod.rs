@@ -163,6 +163,11 @@ pub async fn run_forked(
     let pid = tokio::time::timeout(FORK_HANDSHAKE, forked_pid(&report))
         .await
         .context("the fork server did not fork the run in time")??;
+    if confine.is_some() {
+        // Dropping the report socket without `go` makes the forked process
+        // exit before it runs anything.
+        ensure_confined(pid)?;
+    }
     let mut report = BufReader::new(report);
     if let Some(group) = &spec.cgroup {
         // Dropping the report socket without `go` makes the forked
@@ -192,6 +197,34 @@ pub async fn run_forked(
 
 /// How long a fork server may take to fork a run.
 const FORK_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// Check that the process about to run a confined request has left its
+/// server's user and mount namespaces, as the protocol asks: a server that
+/// ignored the request would otherwise run it with every workspace in view.
+/// (Its new pid namespace cannot be compared yet: the kernel shows none
+/// until its first process exists.)
+fn ensure_confined(pid: i32) -> anyhow::Result<()> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading the forked process {pid}"))?;
+    let parent = status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .map(str::trim)
+        .context("the forked process has no parent")?;
+    for ns in ["user", "mnt"] {
+        let read = |pid: &str| {
+            let link = format!("/proc/{pid}/ns/{ns}");
+            std::fs::read_link(&link).with_context(|| format!("reading {link}"))
+        };
+        let own = read(&pid.to_string())?;
+        let server = read(parent)?;
+        anyhow::ensure!(
+            own != server,
+            "the fork server did not confine the run (it shares the server's {ns} namespace)"
+        );
+    }
+    Ok(())
+}
 
 /// The pid of the process that forked a run, read from its `pid N` line.
 /// The number is the one the kernel attaches to the line, as this host
