@@ -477,6 +477,68 @@ fn mirrord_runs_the_program_attached_to_the_target() {
 }
 
 #[test]
+fn mirrord_runs_outside_the_grant_or_with_a_forbidden_config_are_refused_before_mirrord_starts() {
+    let Some(py) = python() else { return };
+    let sandbox = Sandbox::with_bundled();
+    sandbox.write_config(
+        "[policy.python]\nprocess = [\"python3\", \"uv\"]\nmirrord = true\n\n[policy.python.kube]\nnamespaces = [\"team-a\"]\nverbs = [\"exec\"]\nkinds = [\"Deployment\", \"Pod\"]\n",
+    );
+    let standin = mirrord_standin(&["staging deployment/user-service", "team-a deployment/api"]);
+    let attach = |extra: Value| {
+        let mut args = json!({"code": "print('attached')"});
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        run("run_python", args)
+    };
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            Some(standin.path()),
+            json!([
+                attach(json!({"deployment": "user-service", "namespace": "staging"})),
+                attach(json!({"deployment": "api"})),
+                attach(
+                    json!({"deployment": "api", "namespace": "team-a", "mirrord_config": "{\"kube_context\": \"prod\"}"})
+                ),
+                attach(
+                    json!({"deployment": "api", "namespace": "team-a", "mirrord_config": "{\"agent\": {\"privileged\": true}}"})
+                ),
+                attach(json!({"deployment": "api", "namespace": "team-a"})),
+            ]),
+        ),
+    );
+    let outside = first_text(&results[0]);
+    assert!(
+        outside.starts_with("denied:") && outside.contains("`staging`"),
+        "{outside}"
+    );
+    let defaulted = first_text(&results[1]);
+    assert!(
+        defaulted.starts_with("denied:") && defaulted.contains("namespace"),
+        "{defaulted}"
+    );
+    for (result, field) in [
+        (&results[2], "kube_context"),
+        (&results[3], "agent.privileged"),
+    ] {
+        let text = first_text(result);
+        assert!(
+            text.starts_with("invalid-input:") && text.contains(field),
+            "{text}"
+        );
+    }
+    assert_eq!(stdout_of(&results[4]).trim(), "attached");
+    let calls = std::fs::read_to_string(standin.path().join("mirrord.calls")).unwrap_or_default();
+    assert_eq!(
+        calls.lines().count(),
+        1,
+        "mirrord started for a refused run: {calls}"
+    );
+}
+
+#[test]
 fn mirrord_missing_from_the_host_is_unavailable_with_a_hint() {
     let Some(py) = python() else { return };
     if which("mirrord") {

@@ -9,7 +9,10 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::unit::Switch;
 use super::{HostServices, HostState};
-use crate::contract::bindings::shared::berth::plugin::mirrord::{self as wit, MirrordRequest};
+use crate::capabilities::grants::Grants;
+use crate::contract::bindings::shared::berth::plugin::mirrord::{
+    self as wit, MirrordRequest, Target, TargetKind,
+};
 use crate::contract::bindings::shared::berth::plugin::process::RunRequest;
 use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
 use crate::contract::sink::CallSink;
@@ -27,8 +30,8 @@ impl wit::Host for HostState {
         &mut self,
         request: MirrordRequest,
     ) -> wasmtime::Result<Result<ProcessOutput, WitError>> {
-        if !self.caller.grants.mirrord {
-            return Ok(Err(self.caller.denied("mirrord")));
+        if let Some(refused) = target_refusal(&self.caller.grants, &request.target) {
+            return Ok(Err(self.caller.denied(&refused)));
         }
         let program = &request.command.program;
         if !self.caller.grants.allows_program(program) {
@@ -36,6 +39,33 @@ impl wit::Host for HostState {
         }
         Ok(plugin_exec(&self.services, request, self.call.clone()).await)
     }
+}
+
+/// What of attaching to `target` through mirrord `grants` do not allow:
+/// mirrord itself, or `exec` on the target's kind in its namespace (an
+/// absent namespace, the kubeconfig's default, needs every namespace).
+/// `None` when all of it is granted.
+pub fn target_refusal(grants: &Grants, target: &Target) -> Option<String> {
+    if !grants.mirrord {
+        return Some("mirrord".into());
+    }
+    let Some(kube) = &grants.kube else {
+        return Some("the kube capability (mirrord attaches to a workload)".into());
+    };
+    let kind = match target.kind {
+        TargetKind::Deployment => "Deployment",
+        TargetKind::Pod => "Pod",
+    };
+    let namespace = target.namespace.as_deref().unwrap_or("*");
+    kube.refusal("exec", None, namespace, kind).map(|refused| {
+        if target.namespace.is_none() {
+            format!(
+                "{refused} (give `namespace`: the grant does not cover the kubeconfig's default)"
+            )
+        } else {
+            refused
+        }
+    })
 }
 
 /// The plugin-facing exec: a fresh workspace with the request's files,

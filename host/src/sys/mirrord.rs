@@ -42,6 +42,19 @@ pub struct MirrordRun {
     pub timeout: Duration,
 }
 
+/// mirrord configuration fields a caller may not set: they would pick
+/// another cluster or target than the one granted, or a privileged or
+/// foreign agent.
+const FORBIDDEN_CONFIG: &[&str] = &[
+    "kube_context",
+    "kubeconfig",
+    "target",
+    "agent.privileged",
+    "agent.namespace",
+    "agent.image",
+    "agent.ephemeral",
+];
+
 /// Check a target before anything starts.
 pub fn validate_target(target: &Target) -> Result<(), WitError> {
     names::check_object_name("target name", &target.name).map_err(WitError::InvalidInput)?;
@@ -56,7 +69,17 @@ pub fn validate_target(target: &Target) -> Result<(), WitError> {
             )));
         }
         match serde_json::from_str::<serde_json::Value>(config) {
-            Ok(serde_json::Value::Object(_)) => {}
+            Ok(value @ serde_json::Value::Object(_)) => {
+                if let Some(field) = FORBIDDEN_CONFIG.iter().find(|field| {
+                    value
+                        .pointer(&format!("/{}", field.replace('.', "/")))
+                        .is_some_and(|v| !v.is_null() && *v != serde_json::Value::Bool(false))
+                }) {
+                    return Err(WitError::InvalidInput(format!(
+                        "mirrord_config may not set `{field}`: the cluster, target and agent come from the call's arguments and berth's grants"
+                    )));
+                }
+            }
             Ok(_) => {
                 return Err(WitError::InvalidInput(
                     "mirrord_config must be a JSON object (mirrord's configuration file format)"
@@ -384,6 +407,29 @@ mod tests {
             namespace: namespace.map(Into::into),
             config: config.map(Into::into),
         }
+    }
+
+    #[test]
+    fn a_config_may_not_pick_the_cluster_the_target_or_the_agent() {
+        for (config, field) in [
+            (r#"{"kube_context": "prod"}"#, "kube_context"),
+            (r#"{"kubeconfig": "/root/.kube/other"}"#, "kubeconfig"),
+            (
+                r#"{"target": {"path": "pod/x", "namespace": "kube-system"}}"#,
+                "target",
+            ),
+            (r#"{"agent": {"privileged": true}}"#, "agent.privileged"),
+            (
+                r#"{"agent": {"namespace": "kube-system"}}"#,
+                "agent.namespace",
+            ),
+        ] {
+            let err = validate_target(&target("api", None, Some(config))).unwrap_err();
+            assert!(format!("{err:?}").contains(field), "{config}: {err:?}");
+        }
+        let harmless =
+            r#"{"agent": {"privileged": false}, "feature": {"network": {"incoming": "mirror"}}}"#;
+        validate_target(&target("api", None, Some(harmless))).unwrap();
     }
 
     #[test]

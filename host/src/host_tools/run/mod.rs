@@ -117,6 +117,12 @@ async fn call(
         config: args.mirrord_config,
     });
     if let Some(target) = &target {
+        if let Some(refused) = crate::capabilities::mirrord::target_refusal(plugin.grants(), target)
+        {
+            return Err(CallError::Plugin(WitError::Denied(
+                crate::capabilities::grants::denied(plugin.name(), &refused),
+            )));
+        }
         crate::sys::mirrord::validate_target(target).map_err(CallError::Plugin)?;
         crate::sys::mirrord::check_target_exists(&set.services.kube, target)
             .await
