@@ -349,6 +349,8 @@ fn http_checks_host_origin_and_token() {
         "{body}"
     );
 
+    // One berth serves a data dir at a time.
+    drop(server);
     sandbox.write_config("[http]\ntoken = \"s3cret-token\"\n");
     let guarded = sandbox.serve_http(&[]);
     let local = format!("127.0.0.1:{}", guarded.port);

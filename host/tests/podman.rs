@@ -215,16 +215,14 @@ fn orphans_of_a_killed_berth_are_reaped_at_restart() {
         "the orphan should still be there after kill -9"
     );
     // A one-off command leaves the orphan to the data dir's owner; the
-    // next `serve` (here one whose client closes stdin at once) reaps it.
+    // next `serve` reaps it as it starts. Its client here closes stdin at
+    // once, so it then ends with a failed handshake, which is not the point.
     let out = sandbox.run(&["tools"]);
     assert!(out.status.success());
     assert_eq!(containers(&filter).len(), 1, "a one-off command reaped");
     let out = sandbox.run(&["serve"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MCP handshake"), "{stderr}");
     assert!(containers(&filter).is_empty(), "the reaper left the orphan");
 }
 
