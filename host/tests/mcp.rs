@@ -351,7 +351,7 @@ fn http_checks_host_origin_and_token() {
 
     // One berth serves a data dir at a time.
     drop(server);
-    sandbox.write_config("[http]\ntoken = \"s3cret-token\"\n");
+    sandbox.write_config("[http]\ntoken = \"s3cret-token-0123456789\"\n");
     let guarded = sandbox.serve_http(&[]);
     let local = format!("127.0.0.1:{}", guarded.port);
     assert_eq!(post(guarded.port, &local, ""), 401);
@@ -363,7 +363,7 @@ fn http_checks_host_origin_and_token() {
         post(
             guarded.port,
             &local,
-            "Authorization: Bearer s3cret-token\r\n"
+            "Authorization: Bearer s3cret-token-0123456789\r\n"
         ),
         200
     );
@@ -373,18 +373,34 @@ fn http_checks_host_origin_and_token() {
 fn http_with_a_token_serves_the_python_client() {
     let Some(py) = python() else { return };
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
-    sandbox.write_config("[http]\ntoken = \"tok-123\"\n");
+    sandbox.write_config("[http]\ntoken = \"tok-123-abcdefghijkl\"\n");
     let server = sandbox.serve_http(&[]);
     let mut job = http_job(
         &server,
         "legacy",
         json!([{"op": "call", "tool": "test_simple_text"}]),
     );
-    job["token"] = json!("tok-123");
+    job["token"] = json!("tok-123-abcdefghijkl");
     assert_eq!(
         first_text(&drive(&py, job)[0]),
         "This is a simple text response for testing."
     );
+}
+
+#[test]
+fn an_empty_or_short_token_is_refused_at_start() {
+    for token in ["", "short-token"] {
+        let sandbox = Sandbox::with_fixtures(&[]);
+        sandbox.write_config(&format!("[http]\ntoken = \"{token}\"\n"));
+        let out = sandbox.run(&["serve", "--http", "127.0.0.1:0"]);
+        assert!(!out.status.success(), "berth served with token {token:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("is {} characters", token.len()))
+                && stderr.contains("at least 16"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -146,6 +146,10 @@ async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Respon
     next.run(request).await
 }
 
+/// Shortest bearer token accepted: an empty or guessable one would let
+/// any client in while looking configured.
+const MIN_TOKEN_CHARS: usize = 16;
+
 /// Largest JSON-RPC message accepted over HTTP (rmcp's own default).
 const MAX_BODY_BYTES: usize = 4 << 20;
 
@@ -170,6 +174,14 @@ async fn metrics(State(host): State<Arc<PluginHost>>) -> impl IntoResponse {
 /// `addr` until the process is stopped. A non-loopback address needs a token.
 pub async fn serve_http(host: Arc<PluginHost>, addr: SocketAddr) -> anyhow::Result<()> {
     let token = host.config().http.token.clone();
+    if let Some(token) = &token
+        && token.chars().count() < MIN_TOKEN_CHARS
+    {
+        anyhow::bail!(
+            "the HTTP bearer token ([http] token or BERTH_TOKEN) is {} characters; at least {MIN_TOKEN_CHARS} are required (e.g. `openssl rand -hex 32`)",
+            token.chars().count()
+        );
+    }
     if !addr.ip().is_loopback() && token.is_none() {
         anyhow::bail!(
             "refusing to listen on {addr} without a bearer token: set BERTH_TOKEN or [http] token in berth.toml, or bind 127.0.0.1"
