@@ -132,21 +132,31 @@ impl Isolation {
         Ok(())
     }
 
-    /// The program to start instead of `program`: `bwrap` itself.
-    pub fn program(&self) -> &Path {
-        &self.bwrap
-    }
-
-    /// Whether the per-sandbox process limit is set inside the sandbox
-    /// (`prlimit` is installed), where it counts only the sandbox's own
-    /// processes.
+    /// Whether the process limit can be set inside a sandbox (`prlimit` is
+    /// installed), where it counts only the sandbox's own processes.
     pub fn limits_processes(&self) -> bool {
         self.prlimit.is_some()
     }
 
+    /// `program args` rewritten to start in a sandbox: `bwrap` and its
+    /// arguments.
+    pub fn wrap(
+        &self,
+        program: &Path,
+        args: &[String],
+        cwd: &Path,
+        view: &View,
+        limits: Option<&Rlimits>,
+    ) -> (PathBuf, Vec<String>) {
+        (
+            self.bwrap.clone(),
+            self.args(program, args, cwd, view, limits),
+        )
+    }
+
     /// `bwrap`'s arguments to run `program args` in `cwd` with `view`,
     /// under `limits` when given.
-    pub fn args(
+    fn args(
         &self,
         program: &Path,
         args: &[String],
@@ -228,14 +238,14 @@ mod tests {
     }
 
     fn run(isolation: &Isolation, script: &str, view: &View) -> std::process::Output {
-        let args = isolation.args(
+        let (bwrap, args) = isolation.wrap(
             Path::new("/bin/sh"),
             &["-c".into(), script.into()],
             Path::new("/"),
             view,
             None,
         );
-        std::process::Command::new(isolation.program())
+        std::process::Command::new(bwrap)
             .args(args)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")

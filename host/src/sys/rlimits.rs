@@ -22,24 +22,20 @@ pub struct Rlimits {
 
 impl Rlimits {
     /// The names of the limits that hold for a process started with these,
-    /// for results: the process count only when it is set in a sandbox.
-    pub fn held(&self, in_sandbox: bool) -> Vec<&'static str> {
+    /// for results: the process count only when `processes_set` (it was set
+    /// inside a sandbox) and berth is not root.
+    pub fn held(&self, processes_set: bool) -> Vec<&'static str> {
         let mut held = vec!["file-size", "open-files", "data-memory", "no-core-dumps"];
-        if in_sandbox && !running_as_root() {
+        if processes_set && !running_as_root() {
             held.insert(0, "processes");
         }
         held
     }
 
-    /// `prlimit`'s options for these limits.
+    /// `prlimit`'s options, run first inside a sandbox: only the process
+    /// count, as the rest is set before `bwrap` starts and inherited.
     pub fn prlimit_args(&self) -> Vec<String> {
-        vec![
-            format!("--nproc={0}:{0}", self.processes),
-            format!("--fsize={0}:{0}", self.file_bytes),
-            format!("--nofile={0}:{0}", self.open_files),
-            format!("--data={0}:{0}", self.data_bytes),
-            "--core=0:0".into(),
-        ]
+        vec![format!("--nproc={0}:{0}", self.processes)]
     }
 
     /// Set every limit but the process count on the calling process. Only

@@ -51,6 +51,8 @@ pub(super) struct LimitFlags {
     pub(super) pids: bool,
     /// The step ran in a sandbox of its own.
     pub(super) isolated: bool,
+    /// The process count was limited inside that sandbox.
+    pub(super) processes_set: bool,
     /// The step's processes had berth's resource limits.
     pub(super) rlimits: Option<Rlimits>,
 }
@@ -63,7 +65,7 @@ impl LimitFlags {
             held.extend(["cgroup-memory", "cgroup-processes"]);
         }
         if let Some(rlimits) = &self.rlimits {
-            held.extend(rlimits.held(self.isolated));
+            held.extend(rlimits.held(self.processes_set));
         }
         held
     }
@@ -208,8 +210,7 @@ impl Steps<'_> {
                         WitError::Failed(format!("creating {}: {e}", dir.display()))
                     })?;
                 }
-                let args = isolation.args(&program, &args, &cwd, &view, Some(&rlimits));
-                (isolation.program().to_path_buf(), args)
+                isolation.wrap(&program, &args, &cwd, &view, Some(&rlimits))
             }
             None => (program, args),
         };
@@ -259,37 +260,19 @@ impl Steps<'_> {
                 }
             })
         };
-        let cwd = self.cwd(command)?;
-        let rlimits = runs.rlimits();
-        let forked_isolated = server.is_some() && self.isolation.is_some();
-        let (program, args) = match (self.isolation, server) {
-            (Some(isolation), None) => {
-                let view = self.view(kind);
-                let args = isolation.args(&program, &args, &cwd, &view, Some(&rlimits));
-                (isolation.program().to_path_buf(), args)
-            }
-            _ => (program, args),
-        };
         let spec = ProcessSpec {
             program,
             args,
             env,
-            cwd,
+            cwd: self.cwd(command)?,
             stdin,
             timeout,
             max_output: self.services.process.max_output_bytes,
             lines: streamed.then_some(tx),
             cgroup: group.clone(),
-            rlimits: Some(rlimits),
+            rlimits: Some(runs.rlimits()),
         };
-        let hide = [
-            self.services.workspace_root.clone(),
-            runs.sessions_root.clone(),
-        ];
-        let confine = forked_isolated.then_some(Confine {
-            hide: &hide,
-            keep: self.places.work,
-        });
+        let spec_rlimits = spec.rlimits;
         let _slot = self
             .services
             .process_slots
@@ -298,6 +281,16 @@ impl Steps<'_> {
             .map_err(|_| WitError::Unavailable("host is shutting down".into()))?;
         let result = match server {
             Some(server) => {
+                // A forked run of an isolated server confines itself; it
+                // must hide every workspace root but keep its own.
+                let hide = [
+                    self.services.workspace_root.clone(),
+                    runs.sessions_root.clone(),
+                ];
+                let confine = self.isolation.map(|_| Confine {
+                    hide: &hide,
+                    keep: self.places.work,
+                });
                 match process::run_forked(server, spec.clone(), confine, self.cancel.clone()).await
                 {
                     Ok(result) => result,
@@ -309,7 +302,7 @@ impl Steps<'_> {
                     }
                 }
             }
-            None => process::run(spec, self.cancel.clone()).await,
+            None => process::run(self.direct(spec, kind), self.cancel.clone()).await,
         }
         .map_err(|e| WitError::Failed(format!("starting `{}`: {e}", command.program)))?;
         let _ = forward.await;
@@ -323,7 +316,8 @@ impl Steps<'_> {
             memory: group.as_ref().is_some_and(|g| g.memory_exceeded()),
             pids: group.as_ref().is_some_and(|g| g.pids_exceeded()),
             isolated: self.isolation.is_some(),
-            rlimits: Some(rlimits),
+            processes_set: self.isolation.is_some_and(Isolation::limits_processes),
+            rlimits: spec_rlimits,
         };
         Ok((result, flags))
     }
@@ -358,15 +352,13 @@ impl Steps<'_> {
     /// sandbox of its own when local runs are isolated.
     fn direct(&self, mut spec: ProcessSpec, kind: StepKind) -> ProcessSpec {
         if let Some(isolation) = self.isolation {
-            let view = self.view(kind);
-            spec.args = isolation.args(
+            (spec.program, spec.args) = isolation.wrap(
                 &spec.program,
                 &spec.args,
                 &spec.cwd,
-                &view,
+                &self.view(kind),
                 spec.rlimits.as_ref(),
             );
-            spec.program = isolation.program().to_path_buf();
         }
         spec
     }
