@@ -19,7 +19,7 @@ const CALLS: usize = 400;
 
 /// One 2026-07-28 stateless `tools/call` of the conformance fixture's
 /// simplest tool; whether it was answered with a result.
-async fn call(client: &reqwest::Client, url: &str) -> bool {
+async fn call(client: &reqwest::Client, url: &str, token: &str) -> bool {
     let body = json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {
@@ -36,6 +36,7 @@ async fn call(client: &reqwest::Client, url: &str) -> bool {
         .header("mcp-method", "tools/call")
         .header("mcp-name", "test_simple_text")
         .header("accept", "application/json, text/event-stream")
+        .bearer_auth(token)
         .json(&body)
         .send()
         .await;
@@ -59,11 +60,12 @@ fn a_term_under_load_loses_no_answered_call_from_the_audit_log() {
         let senders: Vec<_> = (0..CONNECTIONS)
             .map(|_| {
                 let url = server.url.clone();
+                let token = server.token.clone().expect("a generated token");
                 let answered = answered.clone();
                 tokio::spawn(async move {
                     let client = reqwest::Client::new();
                     for _ in 0..CALLS {
-                        if !call(&client, &url).await {
+                        if !call(&client, &url, &token).await {
                             break;
                         }
                         answered.fetch_add(1, Ordering::SeqCst);

@@ -11,6 +11,87 @@ use std::process::Command;
 
 use common::Sandbox;
 
+/// A loopback reverse proxy to berth at `port` that adds the bearer token,
+/// for a client (the conformance suite) that cannot send a header of its
+/// own. Host and Origin naming the proxy are rewritten to name berth, as a
+/// reverse proxy in front of berth would; every other header, the body and
+/// streamed answers pass unchanged. Returns the proxy's `/mcp` URL.
+fn auth_proxy(port: u16, token: String) -> String {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+
+    #[derive(Clone)]
+    struct Proxy {
+        client: reqwest::Client,
+        berth: u16,
+        me: u16,
+        token: String,
+    }
+
+    async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut upstream = proxy
+            .client
+            .request(
+                parts.method,
+                format!("http://127.0.0.1:{}{path}", proxy.berth),
+            )
+            .bearer_auth(&proxy.token)
+            .body(body);
+        let (from, to) = (format!(":{}", proxy.me), format!(":{}", proxy.berth));
+        for (name, value) in &parts.headers {
+            if name == header::CONTENT_LENGTH || name == header::AUTHORIZATION {
+                continue;
+            }
+            let value = match value.to_str() {
+                Ok(text) if name == header::HOST || name == header::ORIGIN => {
+                    HeaderValue::from_str(&text.replace(&from, &to)).unwrap_or(value.clone())
+                }
+                _ => value.clone(),
+            };
+            upstream = upstream.header(name, value);
+        }
+        let answer = match upstream.send().await {
+            Ok(answer) => answer,
+            Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
+        };
+        let mut response = Response::builder().status(answer.status());
+        for (name, value) in answer.headers() {
+            if name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
+                response = response.header(name, value);
+            }
+        }
+        response
+            .body(Body::from_stream(answer.bytes_stream()))
+            .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let me = listener.local_addr().unwrap().port();
+    let proxy = Proxy {
+        client: reqwest::Client::new(),
+        berth: port,
+        me,
+        token,
+    };
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum::Router::new().fallback(forward).with_state(proxy);
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://127.0.0.1:{me}/mcp")
+}
+
 const SUITE: &str = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
 
 /// `node` (>= 22) and its bundled `npx-cli.js`, from `BERTH_TEST_NODE_HOME`
@@ -85,17 +166,21 @@ fn official_conformance_suite_passes_every_declared_feature() {
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
     sandbox.write_config("[policy.conformance]\nelicit = true\n");
     let server = sandbox.serve_http(&[]);
+    let url = auth_proxy(
+        server.port,
+        server.token.clone().expect("a generated token"),
+    );
     run_suite(
         &node,
         &npx,
-        &server.url,
+        &url,
         &["--spec-version", "2025-11-25"],
         "baseline-2025-11-25.yml",
     );
     run_suite(
         &node,
         &npx,
-        &server.url,
+        &url,
         &["--requirements", "2026-07-28"],
         "baseline-2026-07-28.yml",
     );

@@ -37,6 +37,9 @@ pub fn berth() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().join("berth")
 }
 
+/// The bearer token benchmarks serve with.
+pub const TOKEN: &str = "bench-token-0123456789abcdef";
+
 /// A served berth, killed on drop.
 pub struct Server {
     child: Child,
@@ -62,6 +65,7 @@ pub fn serve(dir: &Path, log: &str) -> Server {
         .arg("--plugin-dir")
         .arg(dir.join("plugins"))
         .args(["serve", "--http", "127.0.0.1:0"])
+        .env("BERTH_TOKEN", TOKEN)
         .stderr(Stdio::piped())
         .spawn()
         .expect("run `cargo build --release -p berth` first");
@@ -95,6 +99,7 @@ pub fn stateless(
         "accept",
         "application/json, text/event-stream".parse().unwrap(),
     );
+    headers.insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
     let mut params = params;
     params["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",

@@ -86,17 +86,47 @@ pub struct Config {
 }
 
 /// Streamable HTTP settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Bearer token clients must send. Required for a non-loopback bind.
+    /// Bearer token clients must send on every path but `/healthz`. When
+    /// unset, berth generates one on first start and keeps it in
+    /// `DATA_DIR/http-token` (0600).
     pub token: Option<String>,
     /// Host header values accepted besides loopback names (for example the
     /// name berth is reached by inside a cluster).
     pub allowed_hosts: Vec<String>,
-    /// Origin header values accepted from browsers; when empty, requests that
-    /// carry an Origin must come from a loopback origin.
+    /// Origins (`scheme://host[:port]`) accepted from browsers besides
+    /// berth's own (`http://` + an allowed host + the bound port).
     pub allowed_origins: Vec<String>,
+    /// Open connections at most; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// MCP sessions at most; opening one more ends the least recently used.
+    pub max_sessions: usize,
+    /// Seconds a client has to send a request's headers (and its body): a
+    /// new connection, or a kept-alive one between requests, that sends
+    /// nothing for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest request body, MiB.
+    pub max_request_mib: usize,
+    /// Request bodies held in memory at once across all connections, MiB;
+    /// further requests wait their turn.
+    pub max_requests_in_memory_mib: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_connections: 512,
+            max_sessions: 256,
+            idle_timeout_secs: 30,
+            max_request_mib: 4,
+            max_requests_in_memory_mib: 16,
+        }
+    }
 }
 
 impl Default for Config {

@@ -77,7 +77,7 @@ pub struct PluginHost {
     registry: RwLock<Arc<Registry>>,
     generation: tokio::sync::watch::Sender<u64>,
     reload_lock: tokio::sync::Mutex<()>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     audit: AuditLog,
     /// Held while this host owns its data directory (it serves).
     owner: std::sync::Mutex<Option<DataDirLock>>,
@@ -138,7 +138,7 @@ impl PluginHost {
             registry: RwLock::new(Arc::new(Registry::default())),
             generation: tokio::sync::watch::channel(0).0,
             reload_lock: tokio::sync::Mutex::new(()),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             audit,
             owner: std::sync::Mutex::new(None),
         });
@@ -281,7 +281,7 @@ impl PluginHost {
     }
 
     /// Call metrics.
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 

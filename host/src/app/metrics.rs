@@ -13,6 +13,9 @@ pub struct Metrics {
     plugins_loaded: AtomicU64,
     plugin_failures: AtomicU64,
     http_rejected: AtomicU64,
+    http_connections_open: AtomicU64,
+    http_connections_refused: AtomicU64,
+    http_sessions_evicted: AtomicU64,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -42,6 +45,26 @@ impl Metrics {
     /// Count an HTTP request refused by authentication or Host/Origin checks.
     pub fn record_rejected(&self) {
         self.http_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a connection opened (`true`) or closed (`false`).
+    pub fn record_connection(&self, opened: bool) {
+        if opened {
+            self.http_connections_open.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.http_connections_open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Count a connection closed on accept because the cap was reached.
+    pub fn record_connection_refused(&self) {
+        self.http_connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count an HTTP session ended to make room under the session cap.
+    pub fn record_session_evicted(&self) {
+        self.http_sessions_evicted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Render every metric.
@@ -80,6 +103,21 @@ impl Metrics {
             out,
             "# HELP berth_http_rejected_total HTTP requests refused by token, Host or Origin checks.\n# TYPE berth_http_rejected_total counter\nberth_http_rejected_total {}",
             self.http_rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP berth_http_connections_open HTTP connections open now.\n# TYPE berth_http_connections_open gauge\nberth_http_connections_open {}",
+            self.http_connections_open.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP berth_http_connections_refused_total HTTP connections closed on accept at the connection cap.\n# TYPE berth_http_connections_refused_total counter\nberth_http_connections_refused_total {}",
+            self.http_connections_refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP berth_http_sessions_evicted_total HTTP sessions ended to stay under the session cap.\n# TYPE berth_http_sessions_evicted_total counter\nberth_http_sessions_evicted_total {}",
+            self.http_sessions_evicted.load(Ordering::Relaxed)
         );
         out
     }

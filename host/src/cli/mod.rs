@@ -213,7 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let host = PluginHost::start_serving(config?).await?;
             host.keep_warm()?;
             let served = match http {
-                Some(addr) => transport::serve_http(host.clone(), addr).await,
+                Some(addr) => crate::server::http::serve_http(host.clone(), addr).await,
                 None => transport::serve_stdio(host.clone()).await,
             };
             host.shutdown().await;

@@ -4,6 +4,7 @@
 pub mod call;
 pub mod convert;
 pub mod handler;
+pub mod http;
 pub mod pending;
 pub mod stdio;
 pub mod transport;

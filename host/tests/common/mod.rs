@@ -127,6 +127,9 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub port: u16,
+    /// The bearer token berth generated into the data dir; `None` when the
+    /// sandbox's config sets one.
+    pub token: Option<String>,
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -175,12 +178,25 @@ impl Server {
             .trim_end_matches("/mcp")
             .parse()
             .unwrap();
+        let token = std::fs::read_to_string(sandbox.data().join("http-token"))
+            .ok()
+            .map(|t| t.trim().to_string());
         Server {
             child,
             url,
             port,
+            token,
             log,
         }
+    }
+
+    /// The `Authorization` header line for raw requests (empty when the
+    /// test configured its own token).
+    pub fn auth_line(&self) -> String {
+        self.token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default()
     }
 
     /// Resident memory of the server process, KiB.
@@ -331,7 +347,7 @@ pub fn call(tool: &str, args: Value) -> Value {
 
 /// An HTTP job for `server`.
 pub fn http_job(server: &Server, mode: &str, ops: Value) -> Value {
-    json!({ "http": server.url, "mode": mode, "ops": ops })
+    json!({ "http": server.url, "token": server.token, "mode": mode, "ops": ops })
 }
 
 /// The text of the first content item of a call result.
