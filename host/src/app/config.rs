@@ -13,6 +13,7 @@ use crate::runs::config::RunsConfig;
 use crate::runtime::filter::ToolFilter;
 use crate::runtime::limits::{LimitsConfig, LimitsOverride};
 use crate::runtime::loader::PluginSettings;
+use crate::runtime::pin::Pin;
 use crate::sys::kube::config::KubeConfig;
 use crate::sys::process::ProcessConfig;
 
@@ -83,6 +84,9 @@ pub struct Config {
     pub plugin_config: BTreeMap<String, toml::Table>,
     /// The Kubernetes cluster the `kube` capability talks to.
     pub kube: KubeConfig,
+    /// The sha256 each named plugin's component must have; a plugin whose
+    /// file differs is refused (both digests named).
+    pub pins: BTreeMap<String, Pin>,
 }
 
 /// Streamable HTTP settings.
@@ -144,6 +148,7 @@ impl Default for Config {
             runs: RunsConfig::default(),
             plugin_config: BTreeMap::new(),
             kube: KubeConfig::default(),
+            pins: BTreeMap::new(),
         }
     }
 }
@@ -302,6 +307,10 @@ impl PluginSettings for Config {
 
     fn plugin_config_json(&self, plugin: &str) -> String {
         Config::plugin_config_json(self, plugin)
+    }
+
+    fn pin_for(&self, plugin: &str) -> Option<&Pin> {
+        self.pins.get(plugin)
     }
 }
 

@@ -21,6 +21,7 @@ use crate::host_tools::sessions::SessionTools;
 use crate::host_tools::templates::TemplateTools;
 use crate::runs::RunServices;
 use crate::runs::sessions;
+use crate::runtime::cache::CompileCache;
 use crate::runtime::engine::{self, Compiler};
 use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::loader::{self, LoadStats};
@@ -89,7 +90,8 @@ impl PluginHost {
     /// directory's leftovers to its owner (see [`PluginHost::start_serving`]).
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Database::open(&config.database_path())?;
-        Self::start_with_db(config, db).await
+        let cache = CompileCache::open(config.cache_dir(), db.clone())?;
+        Self::start_with_db(config, db, Some(cache)).await
     }
 
     /// Like [`PluginHost::start`], for a berth that serves: it takes the
@@ -104,10 +106,15 @@ impl PluginHost {
         Ok(host)
     }
 
-    /// Like [`PluginHost::start`], with a given database.
-    pub async fn start_with_db(config: Config, db: Database) -> anyhow::Result<Arc<Self>> {
+    /// Like [`PluginHost::start`], with a given database and compile cache
+    /// (none: every plugin is compiled).
+    pub async fn start_with_db(
+        config: Config,
+        db: Database,
+        cache: Option<CompileCache>,
+    ) -> anyhow::Result<Arc<Self>> {
         let engine = engine::build()?;
-        let compiler = Compiler::new(engine.clone(), Some(config.cache_dir()));
+        let compiler = Compiler::new(engine.clone(), cache);
         let mut linker = Linker::new(&engine);
         capabilities::add_to_linker(&mut linker).context("linking host functions")?;
         let workspace_root = config.data_dir.join("work");

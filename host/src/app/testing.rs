@@ -3,7 +3,6 @@
 //! client. Integration tests in `host/tests/` still drive the real binary;
 //! this is for registry and host-tool behaviour that needs no transport.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,14 +11,16 @@ use crate::app::config::Config;
 use crate::app::host::{PluginHost, ToolCallError};
 use crate::contract::bindings::types::ToolOutput;
 use crate::contract::sink::Unattended;
+use crate::runtime::cache::CompileCache;
 use crate::state::Database;
 
 /// One compile cache for every test host, kept between runs, so each
 /// bundled plugin is compiled once rather than once per test.
-fn shared_cache() -> PathBuf {
+fn shared_cache() -> CompileCache {
     let dir = std::env::temp_dir().join("berth-test-compile-cache");
     std::fs::create_dir_all(&dir).expect("creating the shared compile cache");
-    dir
+    let digests = Database::open(&dir.join("digests.db")).expect("the shared cache's database");
+    CompileCache::open(dir, digests).expect("the shared compile cache")
 }
 
 /// A running in-process host with its own data directory.
@@ -38,15 +39,13 @@ impl TestHost {
     /// A host with the bundled plugins, after `adjust` changed the config.
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> TestHost {
         let data = tempfile::tempdir().expect("a temporary data directory");
-        std::os::unix::fs::symlink(shared_cache(), data.path().join("cache"))
-            .expect("linking the shared compile cache");
         let mut config = Config {
             data_dir: data.path().to_path_buf(),
             ..Config::default()
         };
         adjust(&mut config);
         let db = Database::in_memory().expect("an in-memory database");
-        let host = PluginHost::start_with_db(config, db)
+        let host = PluginHost::start_with_db(config, db, Some(shared_cache()))
             .await
             .expect("the host starts");
         TestHost { host, _data: data }

@@ -109,7 +109,10 @@ pub async fn check(
     };
     config.bundled_plugins = false;
     config.plugin_dirs.clear();
-    let host = PluginHost::start_with_db(config, crate::state::Database::in_memory()?).await?;
+    // A one-off check compiles afresh: the compile cache is the serving
+    // berth's, verified against its database.
+    let host =
+        PluginHost::start_with_db(config, crate::state::Database::in_memory()?, None).await?;
     let source = Source {
         origin: Origin::File(file.to_path_buf()),
         manifest: manifest_text,

@@ -2,13 +2,13 @@
 //! driven by a ticker thread, pooling allocator, and a compiled-component
 //! cache on disk.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::cache::CompileCache;
 
 /// How often the epoch advances; CPU budgets are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -71,18 +71,18 @@ fn start_ticker(engine: &Engine) {
         .expect("spawning the epoch ticker thread");
 }
 
-/// Compiles components, reusing native code cached on disk when the same
-/// bytes were compiled by a compatible engine before.
+/// Compiles components, reusing native code from the compile cache when
+/// this berth compiled the same bytes before.
 #[derive(Clone)]
 pub struct Compiler {
     engine: Engine,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CompileCache>,
 }
 
 impl Compiler {
-    /// A compiler caching in `cache_dir` (none: always compile).
-    pub fn new(engine: Engine, cache_dir: Option<PathBuf>) -> Self {
-        Self { engine, cache_dir }
+    /// A compiler keeping native code in `cache` (none: always compile).
+    pub fn new(engine: Engine, cache: Option<CompileCache>) -> Self {
+        Self { engine, cache }
     }
 
     /// The engine.
@@ -90,62 +90,31 @@ impl Compiler {
         &self.engine
     }
 
-    fn cache_path(&self, bytes: &[u8]) -> Option<PathBuf> {
-        let dir = self.cache_dir.as_ref()?;
-        let mut hasher = Sha256::new();
-        hasher.update(bytes);
-        let mut compat = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut compat);
-        let engine_key = std::hash::Hasher::finish(&compat);
-        Some(dir.join(format!(
-            "{}-{engine_key:016x}.cwasm",
-            hex::encode(hasher.finalize())
-        )))
-    }
-
     /// Compile `bytes` (or load their cached compilation). Returns the
     /// component and whether the cache was used.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<(Component, bool)> {
         check_header(bytes)?;
-        let cached = self.cache_path(bytes);
-        if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
-            // SAFETY: the file was written by `precompile_component` of an
-            // engine with the same compatibility hash (it is in the name),
-            // into berth's own data directory.
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(component) => return Ok((component, true)),
-                Err(err) => {
-                    tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {err}")
-                }
-            }
-        }
-        let Some(path) = cached else {
+        let Some(cache) = &self.cache else {
             return Ok((
                 Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?,
                 false,
             ));
         };
+        if let Some(component) = cache.load(&self.engine, bytes) {
+            return Ok((component, true));
+        }
         let native = self
             .engine
             .precompile_component(bytes)
             .map_err(anyhow::Error::from)?;
-        if let Err(err) = write_atomically(&path, &native) {
-            tracing::warn!(path = %path.display(), "could not cache compiled plugin: {err:#}");
+        if let Err(err) = cache.store(&self.engine, bytes, &native) {
+            tracing::warn!("could not cache a compiled plugin: {err:#}");
         }
         // SAFETY: `native` was produced by this engine just above.
         let component = unsafe { Component::deserialize(&self.engine, &native) }
             .map_err(anyhow::Error::from)?;
         Ok((component, false))
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("cache path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path)?;
-    Ok(())
 }
 
 /// Refuse bytes that are not a component before wasmtime parses them, in

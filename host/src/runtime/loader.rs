@@ -15,6 +15,7 @@ use crate::runtime::bundled::BUNDLED;
 use crate::runtime::engine::Compiler;
 use crate::runtime::limits::LimitsConfig;
 use crate::runtime::manifest::Manifest;
+use crate::runtime::pin::Pin;
 use crate::runtime::plugin::{Origin, Plugin, PluginParts};
 use crate::runtime::registry::LoadFailure;
 
@@ -34,6 +35,8 @@ pub trait PluginSettings: Sync {
     fn limits_for(&self, plugin: &str) -> LimitsConfig;
     /// `plugin`'s settings, as a JSON object string.
     fn plugin_config_json(&self, plugin: &str) -> String;
+    /// The digest `plugin`'s component must have, if the operator pinned it.
+    fn pin_for(&self, plugin: &str) -> Option<&Pin>;
 }
 
 /// Whether a plugin from `origin` named `name` runs on the default policy
@@ -198,6 +201,9 @@ async fn load_one(
     services: &Arc<HostServices>,
 ) -> anyhow::Result<(Plugin, bool)> {
     let manifest = Manifest::parse(&source.manifest)?;
+    if let Some(pin) = config.pin_for(&manifest.name) {
+        pin.check(&manifest.name, &source.wasm)?;
+    }
     let compiler = compiler.clone();
     let wasm = source.wasm;
     let (component, cached) = tokio::task::spawn_blocking(move || compiler.compile(&wasm))

@@ -1,8 +1,10 @@
-//! The embedded database: plugin key-value state and the audit log. It
+//! The embedded database: plugin key-value state, the audit log, and the
+//! keys and digests berth checks its own files against. It
 //! lives in one SQLite file under the data directory and survives restarts.
 //! Audit entries reach it through [`audit::AuditLog`], off the call path.
 
 pub mod audit;
+mod integrity;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -88,7 +90,15 @@ impl Database {
                  tool        TEXT NOT NULL,
                  outcome     TEXT NOT NULL,
                  duration_ms INTEGER NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS host_keys (
+                 name  TEXT PRIMARY KEY,
+                 value BLOB NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS compile_cache (
+                 file   TEXT PRIMARY KEY,
+                 digest BLOB NOT NULL
+             ) WITHOUT ROWID;",
         )
         .context("creating database schema")?;
         Ok(Self {

@@ -72,6 +72,16 @@ impl DataDirLock {
     }
 }
 
+/// Whether `meta` (from `symlink_metadata`) is a regular file of berth's
+/// own user that no other user may read or write: the only kind of file in
+/// the data dir berth trusts what it reads from.
+pub fn private_to_me(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    meta.is_file() && meta.uid() == me && meta.permissions().mode() & 0o077 == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Effects with no plugin types: supervised processes and their cgroups,
-//! workspaces, the environment cache, fork servers, and the Kubernetes and mirrord engines.
+//! workspaces, the environment cache, fork servers, the Kubernetes and mirrord
+//! engines, and secret random bytes.
 
 pub mod cgroup;
 pub mod datadir;
@@ -9,5 +10,6 @@ pub mod isolation;
 pub mod kube;
 pub mod mirrord;
 pub mod process;
+pub mod random;
 pub mod rlimits;
 pub mod workspace;

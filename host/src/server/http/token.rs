@@ -1,7 +1,7 @@
 //! The bearer token every HTTP bind requires: the configured one, or one
 //! berth generated on its first start and keeps in the data dir.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -61,12 +61,12 @@ pub fn resolve(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<(Str
 fn read_stored(path: &Path) -> anyhow::Result<String> {
     let meta = std::fs::symlink_metadata(path)
         .with_context(|| format!("reading the HTTP token file {}", path.display()))?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if !meta.is_file() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
+    if !crate::sys::datadir::private_to_me(&meta) {
         anyhow::bail!(
-            "the HTTP token file {} must be a regular file owned by uid {me} with mode 0600 (it is uid {}, mode {:o}); fix it or delete it to generate a new token",
+            "the HTTP token file {} must be a regular file owned by uid {} with mode 0600 (it is uid {}, mode {:o}); fix it or delete it to generate a new token",
             path.display(),
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() },
             meta.uid(),
             meta.permissions().mode() & 0o7777
         );
@@ -90,10 +90,7 @@ fn check_length(token: &str, what: &str) -> anyhow::Result<()> {
 }
 
 fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for a new HTTP token")?;
+    let bytes: [u8; 32] = crate::sys::random::secret_bytes("a new HTTP token")?;
     Ok(hex::encode(bytes))
 }
 
