@@ -57,27 +57,32 @@ impl RegisteredTool {
     /// Check `arguments` against the input schema; the error lists every
     /// violation with its JSON path.
     pub fn validate(&self, arguments: &Value) -> Result<(), String> {
-        let problems: Vec<String> = self
-            .validator
-            .iter_errors(arguments)
-            .take(10)
-            .map(|e| {
-                let at = e.instance_path.to_string();
-                format!(
-                    "{}: {e}",
-                    if at.is_empty() {
-                        "(root)".to_string()
-                    } else {
-                        at
-                    }
-                )
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
+        violations(&self.validator, arguments)
+    }
+}
+
+/// Every way `arguments` breaks the schema `validator` was built from (the
+/// first ten), each with its JSON path.
+fn violations(validator: &jsonschema::Validator, arguments: &Value) -> Result<(), String> {
+    let problems: Vec<String> = validator
+        .iter_errors(arguments)
+        .take(10)
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            format!(
+                "{}: {e}",
+                if at.is_empty() {
+                    "(root)".to_string()
+                } else {
+                    at
+                }
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
     }
 }
 
@@ -116,6 +121,17 @@ fn parse_schema(
         ));
     }
     Ok(map)
+}
+
+/// A tool's input schema, parsed and compiled into its validator.
+fn input_schema(
+    tool: &str,
+    text: &str,
+) -> Result<(serde_json::Map<String, Value>, jsonschema::Validator), String> {
+    let input = parse_schema(tool, "input", text)?;
+    let validator = jsonschema::validator_for(&Value::Object(input.clone()))
+        .map_err(|e| format!("tool `{tool}` has an invalid input schema: {e}"))?;
+    Ok((input, validator))
 }
 
 impl Registry {
@@ -212,14 +228,12 @@ impl Registry {
                     tool.name
                 ));
             }
-            let input = parse_schema(&tool.name, "input", &tool.input_schema)?;
+            let (input, validator) = input_schema(&tool.name, &tool.input_schema)?;
             let output = tool
                 .output_schema
                 .as_deref()
                 .map(|s| parse_schema(&tool.name, "output", s))
                 .transpose()?;
-            let validator = jsonschema::validator_for(&Value::Object(input.clone()))
-                .map_err(|e| format!("tool `{}` has an invalid input schema: {e}", tool.name))?;
             admitted.push(RegisteredTool {
                 owner: owner.clone(),
                 tool,
@@ -277,6 +291,9 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -297,5 +314,85 @@ mod tests {
         assert!(err.contains("`t`"), "{err}");
         assert!(parse_schema("t", "input", "[]").is_err());
         assert!(parse_schema("t", "input", "{").is_err());
+    }
+
+    /// A schema a plugin might declare: nested keywords, self-references,
+    /// patterns (some invalid), formats, enums and bounds.
+    fn schema() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(json!({})),
+            Just(json!({"type": "string", "pattern": "^(a+)+$"})),
+            Just(json!({"type": "string", "pattern": "(?<=x)y\\1["})),
+            Just(json!({"type": "string", "format": "email", "minLength": 2, "maxLength": 5})),
+            Just(
+                json!({"type": "integer", "minimum": -1e300, "maximum": 1e300, "multipleOf": 1e-9})
+            ),
+            Just(json!({"type": "number", "multipleOf": 0})),
+            Just(json!({"enum": [1, "a", null, [], {}]})),
+            Just(json!({"$ref": "#"})),
+            Just(json!({"$ref": "#/definitions/missing"})),
+            Just(json!({"type": ["array", "null"], "items": {"$ref": "#"}, "uniqueItems": true})),
+            Just(json!({"const": {"deep": [1, 2, {"x": true}]}})),
+            Just(json!(false)),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::btree_map("[a-z]{1,3}", inner.clone(), 0..4).prop_map(|props| {
+                    let required: Vec<&String> = props.keys().collect();
+                    json!({"type": "object", "properties": props, "required": required})
+                }),
+                prop::collection::vec(inner.clone(), 1..4).prop_map(|s| json!({"anyOf": s})),
+                prop::collection::vec(inner.clone(), 1..4).prop_map(|s| json!({"oneOf": s})),
+                prop::collection::vec(inner.clone(), 1..4).prop_map(|s| json!({"allOf": s})),
+                inner.clone().prop_map(|s| json!({"not": s})),
+                inner
+                    .clone()
+                    .prop_map(|s| json!({"type": "object", "additionalProperties": s})),
+                inner.prop_map(|s| json!({"type": "array", "items": s, "minItems": 1})),
+            ]
+        })
+    }
+
+    /// Arguments a client might send: any JSON, nested.
+    fn arguments() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(Value::from),
+            Just(Value::from("a".repeat(10_000))),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map("[a-z]{1,3}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 2_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever schema a plugin declares and whatever arguments a
+        /// client sends, checking them returns an answer: no panic, and a
+        /// refusal names where the arguments went wrong.
+        #[test]
+        fn argument_validation_never_panics(
+            properties in prop::collection::btree_map("[a-z]{1,3}", schema(), 0..4),
+            arguments in arguments(),
+        ) {
+            let declared = json!({"type": "object", "properties": properties}).to_string();
+            if let Ok((_, validator)) = input_schema("fuzzed", &declared)
+                && let Err(problems) = violations(&validator, &arguments)
+            {
+                prop_assert!(problems.starts_with("(root): ") || problems.starts_with('/'), "{}", problems);
+            }
+        }
     }
 }

@@ -86,27 +86,29 @@ pub fn pipes() -> ((Incoming, Outgoing), Drain) {
 fn read_stdin(lines: &UnboundedSender<Vec<u8>>, errors: &std::sync::mpsc::Sender<Out>) {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
-        match input.read_line(&mut line) {
+        // Bytes, not a String: a line that is not UTF-8 is one bad message
+        // to answer, not the end of the session.
+        match input.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<serde::de::IgnoredAny>(&line) {
+        match super::transport::check_json(&line) {
             Ok(_) => {
-                if !line.ends_with('\n') {
-                    line.push('\n');
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
                 }
-                if lines.send(line.as_bytes().to_vec()).is_err() {
+                if lines.send(line.clone()).is_err() {
                     return;
                 }
             }
             Err(err) => {
-                let _ = errors.send(Out::Line(super::transport::parse_error(&err.to_string())));
+                let _ = errors.send(Out::Line(super::transport::parse_error(&err)));
             }
         }
     }

@@ -34,6 +34,16 @@ pub async fn serve_stdio(host: Arc<PluginHost>) -> anyhow::Result<()> {
     ended
 }
 
+/// Whether `message` is one JSON value in UTF-8; the reason if not.
+pub(super) fn check_json(message: &[u8]) -> Result<(), String> {
+    // serde skips over strings it ignores without checking their UTF-8, so
+    // that is checked first.
+    let text = std::str::from_utf8(message).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// The JSON-RPC answer to a message that is not JSON.
 pub(super) fn parse_error(detail: &str) -> String {
     serde_json::json!({

@@ -224,11 +224,11 @@ async fn buffered(gate: &Gate, request: Request, next: Next) -> Response {
                     .into_response();
             }
         };
-    if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+    if let Err(err) = crate::server::transport::check_json(&bytes) {
         return (
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "application/json")],
-            crate::server::transport::parse_error(&err.to_string()),
+            crate::server::transport::parse_error(&err),
         )
             .into_response();
     }
