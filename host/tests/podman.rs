@@ -65,7 +65,8 @@ fn a_workload_round_trip_with_limits_in_inspect() {
         "podman_start",
         json!({"name": name, "image": "localhost/busybox:latest",
                "command": ["httpd", "-f", "-p", "8080", "-h", "/tmp"],
-               "ports": [{"container_port": 8080}], "network": true, "memory_mb": 64, "pids": 50}),
+               "ports": [{"container_port": 8080}], "network": true, "memory_mb": 64, "pids": 50,
+               "env": {"API_KEY": "s3cret-value-0123"}}),
     );
     let results = drive(&py, job(&sandbox, json!([start])));
     let status: Value = serde_json::from_str(&first_text(&results[0]))
@@ -94,6 +95,34 @@ fn a_workload_round_trip_with_limits_in_inspect() {
     );
     assert!(host["CapAdd"].as_array().is_none_or(|a| a.is_empty()));
     assert_eq!(inspect[0]["Config"]["Labels"]["berth.managed"], "true");
+    // The environment reached the container without being on podman's
+    // command line (which `ps` shows every local user).
+    assert!(
+        inspect[0]["Config"]["Env"]
+            .to_string()
+            .contains("API_KEY=s3cret-value-0123"),
+        "{}",
+        inspect[0]["Config"]["Env"]
+    );
+    assert!(
+        !inspect[0]["Config"]["CreateCommand"]
+            .to_string()
+            .contains("s3cret"),
+        "{}",
+        inspect[0]["Config"]["CreateCommand"]
+    );
+    // A container of the same name scheme that another deployment made.
+    let foreign = format!("foreign-{}", std::process::id());
+    let made = Command::new("podman")
+        .args(["run", "-d", "--name", &format!("berth-{foreign}")])
+        .args(["localhost/busybox:latest", "sleep", "60"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
 
     let mut stream =
         std::net::TcpStream::connect(&endpoint).expect("the published port is reachable");
@@ -113,8 +142,17 @@ fn a_workload_round_trip_with_limits_in_inspect() {
                 call("podman_logs", json!({"name": name, "tail": 10})),
                 call("podman_stop", json!({"name": name})),
                 call("podman_status", json!({"name": name})),
+                call("podman_logs", json!({"name": foreign})),
             ]),
         ),
+    );
+    let _ = Command::new("podman")
+        .args(["rm", "-f", "-t", "0", &format!("berth-{foreign}")])
+        .output();
+    assert!(
+        first_text(&results[5]).starts_with("not-found:"),
+        "another deployment's logs were read: {}",
+        results[5]
     );
     assert!(first_text(&results[0]).contains("running"));
     assert!(first_text(&results[1]).contains(&name));

@@ -4,7 +4,7 @@
 
 use berth_sdk::checks::{env_name, image, name};
 use berth_sdk::workloads::Stamp;
-use berth_sdk::{Error, Mount, Port, Resources, SandboxSpec, Workload};
+use berth_sdk::{Error, File, Mount, Port, Resources, SandboxSpec, Workload};
 
 use crate::settings::Settings;
 
@@ -64,6 +64,32 @@ pub fn hardened(
     flags
 }
 
+/// The file in the call's workspace that carries a workload's environment
+/// to `podman run`: values there are not on its command line, where every
+/// local user could read them in `ps` (templates put secrets there).
+pub const ENV_FILE: &str = "workload.env";
+
+/// The contents of [`ENV_FILE`] for `workload`, `KEY=VALUE` per line, or
+/// nothing when it sets no variables.
+pub fn env_file(workload: &Workload) -> berth_sdk::Result<Option<File>> {
+    if workload.env.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    for (key, value) in &workload.env {
+        env_name(key)?;
+        // An env file holds one variable per line and has no quoting.
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(Error::invalid_input(format!(
+                "environment variable `{key}` of workload `{}` contains a line break or NUL; podman cannot pass such a value",
+                workload.name
+            )));
+        }
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    Ok(Some(File::new(ENV_FILE, text)))
+}
+
 /// `podman run` arguments for a workload.
 pub fn run_args(
     workload: &Workload,
@@ -102,9 +128,8 @@ pub fn run_args(
     for mount in &workload.mounts {
         args.push(format!("--volume={}", volume(mount, settings)?));
     }
-    for (key, value) in &workload.env {
-        env_name(key)?;
-        args.push(format!("--env={key}={value}"));
+    if !workload.env.is_empty() {
+        args.push(format!("--env-file={ENV_FILE}"));
     }
     for (key, value) in &workload.labels {
         if key.starts_with("berth.") || key.contains('=') {
@@ -256,6 +281,34 @@ mod tests {
                 .iter()
                 .any(|f| f == "--read-only" || f == "--network=none")
         );
+    }
+
+    #[test]
+    fn a_workload_environment_travels_in_a_file_not_on_argv() {
+        let w = workload(serde_json::json!({
+            "name": "web", "image": "nginx", "env": {"API_KEY": "s3cret", "MODE": "a=b c"}
+        }));
+        let args = run_args(&w, &Settings::default(), &stamp()).unwrap();
+        assert!(args.contains(&format!("--env-file={ENV_FILE}")));
+        assert!(!args.iter().any(|a| a.contains("s3cret")), "{args:?}");
+        let file = env_file(&w).unwrap().unwrap();
+        assert_eq!(file.path, ENV_FILE);
+        assert_eq!(file.contents, b"API_KEY=s3cret\nMODE=a=b c\n");
+
+        let bare = workload(serde_json::json!({"name": "web", "image": "nginx"}));
+        assert!(env_file(&bare).unwrap().is_none());
+        assert!(
+            !run_args(&bare, &Settings::default(), &stamp())
+                .unwrap()
+                .iter()
+                .any(|a| a.starts_with("--env-file"))
+        );
+
+        let broken = workload(serde_json::json!({
+            "name": "web", "image": "nginx", "env": {"KEY": "two\nlines"}
+        }));
+        let err = env_file(&broken).unwrap_err();
+        assert!(err.message().contains("`KEY`"), "{}", err.message());
     }
 
     #[test]

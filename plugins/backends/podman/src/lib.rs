@@ -22,7 +22,7 @@ use berth_sdk::{
 };
 
 use args::{EXPIRES, KIND, OWNER, SANDBOX_PREFIX, WORKLOAD_PREFIX};
-use cli::{inspect, managed, podman, podman_error, remove, status_from_inspect};
+use cli::{inspect, managed, podman, podman_error, podman_with, remove, status_from_inspect};
 use settings::Settings;
 
 /// The backend.
@@ -79,9 +79,10 @@ impl Backend for Podman {
 
     fn deploy(workload: Workload) -> berth_sdk::Result<WorkloadStatus> {
         let settings = Settings::load()?;
+        let env = args::env_file(&workload)?;
         let args = args::run_args(&workload, &settings, &Stamp::current())?;
         let container = format!("{WORKLOAD_PREFIX}{}", workload.name);
-        if let Err(err) = podman(args) {
+        if let Err(err) = podman_with(args, env.into_iter().collect(), None, None) {
             // `podman run` may have created the container before failing to
             // start it (a port in use, say): leave nothing behind, unless
             // the name was taken by an existing workload.
@@ -109,6 +110,8 @@ impl Backend for Podman {
 
     fn logs(name: String, tail: Option<u32>) -> berth_sdk::Result<String> {
         berth_sdk::checks::name(&name)?;
+        // Another deployment's container of that name is not ours to read.
+        Self::status(name.clone())?;
         let out = process::run(Command::new("podman").args([
             "logs".to_string(),
             format!("--tail={}", tail.unwrap_or(100)),
