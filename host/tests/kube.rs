@@ -44,9 +44,20 @@ fn exists(kind: &str, name: &str) -> bool {
 
 const BASE_CONFIG: &str = "[plugin_config.k8s]\nimage_pull_policy = \"Never\"\nallowed_volume_roots = [\"/usr\"]\n\n[runs.sandbox_images.python]\nimage = \"localhost/host-runtime:latest\"\nmounts = [\"/usr:/usr:ro\"]\n";
 
+/// The bundled k8s backend's own grant plus `hostPath`, which only the
+/// operator can give: sandboxes here mount the host's `/usr`.
+const HOST_PATH_POLICY: &str = "[policy.k8s]\nstate = true\n[policy.k8s.kube]\nnamespaces = [\"*\"]\nverbs = [\"*\"]\nkinds = [\"*\"]\npod_privileges = [\"hostPath\"]\n";
+
+/// A sandbox with the bundled plugins and `extra` config; without a
+/// `[policy.k8s]` of its own it gets [`HOST_PATH_POLICY`].
 fn k8s_sandbox(extra: &str) -> Sandbox {
     let sandbox = Sandbox::with_bundled();
-    sandbox.write_config(&format!("{BASE_CONFIG}{extra}"));
+    let policy = if extra.contains("[policy.k8s]") {
+        ""
+    } else {
+        HOST_PATH_POLICY
+    };
+    sandbox.write_config(&format!("{BASE_CONFIG}{policy}{extra}"));
     sandbox
 }
 
@@ -435,6 +446,13 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing_behind() {
     let rejected_by_server = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {first}}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: broken}}\nspec: {{replicas: -3}}\n"
     );
+    // Pods that reach into the node, refused without a pod_privileges grant.
+    let host_root = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {first}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {first}}}\nspec:\n  containers: [{{name: c, image: localhost/busybox:latest}}]\n  volumes: [{{name: root, hostPath: {{path: /}}}}]\n"
+    );
+    let privileged = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {first}}}\nspec:\n  selector: {{matchLabels: {{app: x}}}}\n  template:\n    metadata: {{labels: {{app: x}}}}\n    spec:\n      hostPID: true\n      containers: [{{name: c, image: localhost/busybox:latest, securityContext: {{privileged: true}}}}]\n"
+    );
     let results = drive(
         &py,
         host_env_job(
@@ -458,6 +476,8 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing_behind() {
                     "k8s_deploy",
                     json!({"name": unique("badimage"), "image": "busybox; rm -rf /"})
                 ),
+                call("k8s_apply", json!({"manifests": host_root})),
+                call("k8s_apply", json!({"manifests": privileged})),
             ]),
         ),
     );
@@ -498,10 +518,23 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing_behind() {
         texts[6]
     );
     assert!(
+        texts[7].starts_with("denied:")
+            && texts[7].contains("pod privilege `hostPath`")
+            && texts[7].contains("spec.volumes[0].hostPath"),
+        "{}",
+        texts[7]
+    );
+    assert!(
+        texts[8].starts_with("denied:") && texts[8].contains("spec.template.spec.hostPID"),
+        "{}",
+        texts[8]
+    );
+    assert!(
         !exists("configmap", &first),
         "a rejected apply left {first} behind"
     );
     assert!(!exists("deployment", "broken"));
+    assert!(!exists("pod", &first) && !exists("deployment", &first));
 }
 
 #[test]

@@ -166,12 +166,14 @@ mod tests {
             namespaces: set(&["*"]),
             verbs: set(&["get", "apply", "exec"]),
             kinds: set(&["Pod", "Deployment"]),
+            pod_privileges: set(&["hostPath"]),
         };
         let allowed = KubeAccess {
             contexts: set(&[]),
             namespaces: set(&["team-a"]),
             verbs: set(&["get", "apply"]),
             kinds: set(&["*"]),
+            pod_privileges: set(&[]),
         };
         let requested = Requested {
             kube: Some(wanted.clone()),
@@ -187,7 +189,15 @@ mod tests {
         assert_eq!(kube.kinds, set(&["Pod", "Deployment"]));
         assert_eq!(
             grants.refused(&requested),
-            vec!["kube:namespace:*", "kube:verb:exec"]
+            vec![
+                "kube:namespace:*",
+                "kube:verb:exec",
+                "kube:pod_privilege:hostPath"
+            ]
+        );
+        assert!(
+            kube.pod_privilege_refusal("hostPath", "spec.volumes[0].hostPath")
+                .is_some_and(|r| r.contains("spec.volumes[0].hostPath"))
         );
         assert_eq!(kube.refusal("get", None, "team-a", "Pod"), None);
         assert_eq!(

@@ -16,8 +16,13 @@ impl Capability for Kube {
     type Allow = Option<KubeAccess>;
     type Grant = Option<KubeAccess>;
 
+    /// What a plugin asks for, except pod privileges: letting applied
+    /// pods reach the node is the operator's call alone.
     fn allow_requested(request: &Option<KubeAccess>) -> Option<KubeAccess> {
-        request.clone()
+        request.clone().map(|access| KubeAccess {
+            pod_privileges: BTreeSet::new(),
+            ..access
+        })
     }
 
     fn union(a: &Option<KubeAccess>, b: &Option<KubeAccess>) -> Option<KubeAccess> {
@@ -58,6 +63,10 @@ pub struct KubeAccess {
     pub verbs: BTreeSet<String>,
     /// Kinds, as in manifests: `Pod`, `Deployment`, `Service`, ...
     pub kinds: BTreeSet<String>,
+    /// What applied pods may ask of the node beyond an ordinary container:
+    /// `privileged`, `hostPath`, `hostNetwork`, `hostPID`, `hostIPC`,
+    /// `capabilities` (added Linux capabilities). None by default.
+    pub pod_privileges: BTreeSet<String>,
 }
 
 /// Items of `wanted` that `allowed` allows, where `"*"` in either stands
@@ -81,6 +90,7 @@ impl KubeAccess {
             namespaces: both(&self.namespaces, &other.namespaces),
             verbs: both(&self.verbs, &other.verbs),
             kinds: both(&self.kinds, &other.kinds),
+            pod_privileges: both(&self.pod_privileges, &other.pod_privileges),
         }
     }
 
@@ -91,6 +101,7 @@ impl KubeAccess {
             namespaces: intersect_sets(&self.namespaces, &allowed.namespaces),
             verbs: intersect_sets(&self.verbs, &allowed.verbs),
             kinds: intersect_sets(&self.kinds, &allowed.kinds),
+            pod_privileges: intersect_sets(&self.pod_privileges, &allowed.pod_privileges),
         }
     }
 
@@ -102,6 +113,11 @@ impl KubeAccess {
             ("namespace", &wanted.namespaces, &self.namespaces),
             ("verb", &wanted.verbs, &self.verbs),
             ("kind", &wanted.kinds, &self.kinds),
+            (
+                "pod_privilege",
+                &wanted.pod_privileges,
+                &self.pod_privileges,
+            ),
         ] {
             refused.extend(
                 want.iter()
@@ -125,6 +141,14 @@ impl KubeAccess {
             return Some(format!("the kube context `{context}`"));
         }
         None
+    }
+
+    /// Why a pod that asks for `privilege` (at `path` of the manifest) is
+    /// refused, or `None` when the grant allows it.
+    pub fn pod_privilege_refusal(&self, privilege: &str, path: &str) -> Option<String> {
+        (!unit::names(&self.pod_privileges, privilege)).then(|| {
+            format!("the pod privilege `{privilege}` (kube.pod_privileges), asked for at {path}")
+        })
     }
 
     /// Why `verb` on `kind` in `namespace` (through `context`, when not the

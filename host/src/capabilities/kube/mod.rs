@@ -15,7 +15,7 @@ use crate::contract::bindings::shared::berth::plugin::kube::{
 };
 use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
 use crate::sys::kube::actions::{self, Kind, LogFilter, Placed, PodCommand, Until};
-use crate::sys::kube::{Cluster, manifest, names};
+use crate::sys::kube::{Cluster, manifest, names, privileges};
 
 mod access;
 pub use access::{Kube, KubeAccess};
@@ -152,6 +152,14 @@ impl KubeCall {
                     WitError::Denied(m) => WitError::Denied(format!("{}: {m}", object.describe())),
                     other => other,
                 })?;
+            let access = self.kube_access()?;
+            for (privilege, path) in privileges::pod_privileges(object) {
+                if let Some(refused) = access.pod_privilege_refusal(privilege, &path) {
+                    return Err(self
+                        .caller
+                        .denied(&format!("{refused} of {}", object.describe())));
+                }
+            }
         }
         let mut placed = Vec::with_capacity(objects.len());
         for object in objects {

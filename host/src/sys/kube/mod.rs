@@ -7,6 +7,7 @@ pub mod config;
 pub mod forward;
 pub mod manifest;
 pub mod names;
+pub mod privileges;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
