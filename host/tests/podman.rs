@@ -386,6 +386,53 @@ fn bad_input_starts_nothing() {
 }
 
 #[test]
+fn a_symlink_under_an_allowed_root_does_not_mount_what_it_points_to() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let sandbox = Sandbox::with_bundled();
+    let allowed = sandbox.dir.path().join("allowed");
+    std::fs::create_dir_all(allowed.join("data")).unwrap();
+    std::os::unix::fs::symlink("/etc", allowed.join("escape")).unwrap();
+    sandbox.write_config(&format!(
+        "[plugin_config.podman]\nallowed_volume_roots = [\"{}\"]\n",
+        allowed.display()
+    ));
+    let name = format!("linked-{}", std::process::id());
+    let results = drive(
+        &py,
+        job(
+            &sandbox,
+            json!([
+                call(
+                    "podman_start",
+                    json!({"name": "escape", "image": "localhost/busybox:latest",
+                    "command": ["sleep", "60"], "volumes": [format!("{}/escape:/x:ro", allowed.display())]})
+                ),
+                call(
+                    "podman_start",
+                    json!({"name": name, "image": "localhost/busybox:latest",
+                    "command": ["sleep", "60"], "volumes": [format!("{}/data:/data:ro", allowed.display())]})
+                ),
+                call("podman_stop", json!({"name": name})),
+            ]),
+        ),
+    );
+    let refused = first_text(&results[0]);
+    assert!(
+        refused.starts_with("denied:") && refused.contains("resolves to `/etc`"),
+        "{refused}"
+    );
+    assert_eq!(results[1]["result"]["isError"], false, "{}", results[1]);
+    let filter = format!("berth.owner={}", owner_of(&sandbox));
+    assert!(
+        !containers(&filter).iter().any(|c| c.contains("escape")),
+        "the escaping mount started a container"
+    );
+}
+
+#[test]
 fn a_service_template_runs_on_podman_on_its_loopback_port() {
     let Some(py) = python() else { return };
     if !podman_ready() {

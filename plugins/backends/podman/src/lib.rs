@@ -12,6 +12,7 @@ mod args;
 mod cli;
 mod exec;
 mod payload;
+mod realpath;
 mod settings;
 mod tools;
 
@@ -29,8 +30,9 @@ use settings::Settings;
 struct Podman;
 
 impl Backend for Podman {
-    fn create_sandbox(spec: SandboxSpec) -> berth_sdk::Result<String> {
-        let settings = Settings::load()?;
+    fn create_sandbox(mut spec: SandboxSpec) -> berth_sdk::Result<String> {
+        let mut settings = Settings::load()?;
+        realpath::resolve(&mut spec.mounts, &mut settings)?;
         let image = spec.checked_image()?;
         let name = berth_sdk::checks::new_sandbox_id(SANDBOX_PREFIX);
         let args = args::sandbox_args(&name, &spec, image, &settings, &Stamp::current())?;
@@ -77,8 +79,9 @@ impl Backend for Podman {
         Ok(removed)
     }
 
-    fn deploy(workload: Workload) -> berth_sdk::Result<WorkloadStatus> {
-        let settings = Settings::load()?;
+    fn deploy(mut workload: Workload) -> berth_sdk::Result<WorkloadStatus> {
+        let mut settings = Settings::load()?;
+        realpath::resolve(&mut workload.mounts, &mut settings)?;
         let env = args::env_file(&workload)?;
         let args = args::run_args(&workload, &settings, &Stamp::current())?;
         let container = format!("{WORKLOAD_PREFIX}{}", workload.name);
