@@ -42,7 +42,7 @@ fn exists(kind: &str, name: &str) -> bool {
         .is_some_and(|o| !o.trim().is_empty())
 }
 
-const BASE_CONFIG: &str = "[plugin_config.k8s]\nimage_pull_policy = \"Never\"\nallowed_volume_roots = [\"/usr\"]\n\n[runs.sandbox_images.python]\nimage = \"localhost/host-runtime:latest\"\nmounts = [\"/usr:/usr:ro\"]\n";
+const BASE_CONFIG: &str = "[plugin_config.k8s]\nnamespace = \"default\"\nimage_pull_policy = \"Never\"\nallowed_volume_roots = [\"/usr\"]\n\n[runs.sandbox_images.python]\nimage = \"localhost/host-runtime:latest\"\nmounts = [\"/usr:/usr:ro\"]\n";
 
 /// The bundled k8s backend's own grant plus `hostPath`, which only the
 /// operator can give: sandboxes here mount the host's `/usr`.
@@ -535,6 +535,59 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing_behind() {
     );
     assert!(!exists("deployment", "broken"));
     assert!(!exists("pod", &first) && !exists("deployment", &first));
+}
+
+#[test]
+fn the_bundled_backend_works_in_its_own_namespace_by_default() {
+    let Some(py) = python() else { return };
+    if !cluster_ready() {
+        return;
+    }
+    // What an operator does once, as deploy/berth.yaml says.
+    if kubectl(&["get", "namespace", "berth", "-o", "name"]).is_none() {
+        kubectl(&["create", "namespace", "berth"]).expect("creating namespace berth");
+    }
+    let sandbox = Sandbox::with_bundled();
+    sandbox.write_config("[plugin_config.k8s]\nimage_pull_policy = \"Never\"\n");
+    let name = unique("scoped");
+    let config_map = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n");
+    let elsewhere = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default}}\n"
+    );
+    let results = drive(
+        &py,
+        host_env_job(
+            &sandbox,
+            None,
+            &[],
+            json!([
+                call("k8s_apply", json!({"manifests": config_map})),
+                call("k8s_apply", json!({"manifests": elsewhere})),
+                call(
+                    "k8s_objects",
+                    json!({"api_version": "v1", "kind": "Pod", "namespace": "kube-system"})
+                ),
+            ]),
+        ),
+    );
+    let texts: Vec<String> = results.iter().map(first_text).collect();
+    let landed = kubectl(&["get", "configmap", &name, "-n", "berth", "-o", "name"]);
+    let _ = kubectl(&["delete", "configmap", &name, "-n", "berth"]);
+    assert_eq!(results[0]["result"]["isError"], false, "{}", texts[0]);
+    assert!(
+        landed.is_some_and(|l| l.contains(&name)),
+        "not applied in namespace berth"
+    );
+    for (text, namespace) in [(&texts[1], "default"), (&texts[2], "kube-system")] {
+        assert!(
+            text.starts_with("denied:") && text.contains(&format!("namespace `{namespace}`")),
+            "{text}"
+        );
+    }
+    assert!(
+        !exists("configmap", &name),
+        "applied outside namespace berth"
+    );
 }
 
 #[test]

@@ -40,7 +40,8 @@ pub trait PluginSettings: Sync {
 }
 
 /// Whether a plugin from `origin` named `name` runs on the default policy
-/// of a bundled plugin: what it requests, since berth.toml does not name it.
+/// of a bundled plugin (its manifest's `[defaults]`, else what it
+/// requests), since berth.toml does not name it.
 pub fn on_bundled_default(origin: &Origin, name: &str, config: &dyn PluginSettings) -> bool {
     matches!(origin, Origin::Bundled) && !config.names_policy(name)
 }
@@ -210,12 +211,14 @@ async fn load_one(
         .await
         .context("compiler task failed")?
         .context("not a valid WebAssembly component")?;
-    // A bundled plugin ships with berth and was reviewed with it: what it
-    // requests is its default policy, until berth.toml names it.
+    // A bundled plugin ships with berth and was reviewed with it: its
+    // defaults (else what it requests) are its policy, until berth.toml
+    // names it.
     let policy = if on_bundled_default(&source.origin, &manifest.name, config) {
+        let defaults = manifest.defaults.as_ref().unwrap_or(&manifest.capabilities);
         config
             .policy_for(&manifest.name)
-            .union(&Policy::from(&manifest.capabilities))
+            .union(&Policy::from(defaults))
     } else {
         config.policy_for(&manifest.name)
     };

@@ -1,5 +1,5 @@
-//! `plugin.toml`: a plugin's name, version, kind, API range and requested
-//! capabilities.
+//! `plugin.toml`: a plugin's name, version, kind, API range, requested
+//! capabilities, and a bundled plugin's default grants.
 
 use serde::Deserialize;
 
@@ -24,6 +24,12 @@ pub struct Manifest {
     /// Requested capabilities.
     #[serde(default)]
     pub capabilities: Requested,
+    /// For a bundled plugin: what it is granted while berth.toml names no
+    /// policy for it, when that should be less than it may request (the
+    /// k8s backend asks for every namespace, and by default gets its own).
+    /// Absent: everything it requests.
+    #[serde(default)]
+    pub defaults: Option<Requested>,
 }
 
 /// Why a manifest was refused.
@@ -73,6 +79,22 @@ mod tests {
         assert_eq!(m.kind, World::Backend);
         assert!(m.capabilities.process.contains("podman"));
         assert!(m.api.matches(&semver::Version::new(0, 1, 3)));
+    }
+
+    #[test]
+    fn a_bundled_plugin_may_default_to_less_than_it_requests() {
+        let m = Manifest::parse(
+            "name = 'k8s'\nversion = '0.1.0'\nkind = 'backend'\napi = '^0.1'\n[capabilities.kube]\nnamespaces = ['*']\n[defaults.kube]\nnamespaces = ['berth']\n",
+        )
+        .unwrap();
+        let defaults = m.defaults.expect("defaults").kube.expect("kube defaults");
+        assert!(defaults.namespaces.contains("berth") && !defaults.namespaces.contains("*"));
+        assert!(
+            Manifest::parse("name='x'\nversion='0.1.0'\nkind='tools'\napi='^0.1'\n")
+                .unwrap()
+                .defaults
+                .is_none()
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@ use berth_sdk::Error;
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Namespace for sandboxes and workloads; the context's default when
-    /// absent.
+    /// Namespace for sandboxes, workloads and kubectl-style tools called
+    /// without one: `berth` unless set (the one namespace the backend is
+    /// granted until berth.toml names a `[policy.k8s]`).
     pub namespace: Option<String>,
     /// `imagePullPolicy` of every container (`IfNotPresent`, `Always`,
     /// `Never`).
@@ -31,7 +32,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            namespace: None,
+            namespace: Some("berth".into()),
             image_pull_policy: "IfNotPresent".into(),
             allowed_volume_roots: Vec::new(),
             default_memory_mb: 512,
