@@ -132,17 +132,6 @@ fn metric(server: &Server, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{}", reply.body))
 }
 
-/// Peak resident memory of the server, KiB.
-fn peak_kib(server: &Server) -> u64 {
-    std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Whether the server has closed `stream` (EOF or reset, after any final
 /// response), rather than still waiting on it.
 fn closed_by_server(mut stream: &TcpStream) -> bool {
@@ -475,7 +464,7 @@ fn concurrent_large_requests_stay_within_the_memory_budget() {
     let sandbox = Sandbox::with_fixtures(&["conformance"]);
     let server = sandbox.serve_http(&[]);
     open_session(&server);
-    let peak_before = peak_kib(&server);
+    let peak_before = server.peak_kib();
     let pad = "x".repeat(3_900_000);
     let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{pad}"}}}}"#);
     let statuses: Vec<u16> = std::thread::scope(|scope| {
@@ -484,7 +473,7 @@ fn concurrent_large_requests_stay_within_the_memory_budget() {
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
-    let peak_after = peak_kib(&server);
+    let peak_after = server.peak_kib();
     println!(
         "8 concurrent 3.9 MB requests: statuses {statuses:?}; peak RSS {peak_before} KiB before, {peak_after} KiB after (+{} KiB)",
         peak_after.saturating_sub(peak_before)

@@ -89,36 +89,50 @@ impl Metrics {
                 stats.seconds
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP berth_plugins_loaded Plugins currently loaded.\n# TYPE berth_plugins_loaded gauge\nberth_plugins_loaded {}",
-            self.plugins_loaded.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_plugin_load_failures Plugins that failed to load at the last (re)load.\n# TYPE berth_plugin_load_failures gauge\nberth_plugin_load_failures {}",
-            self.plugin_failures.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_http_rejected_total HTTP requests refused by token, Host or Origin checks.\n# TYPE berth_http_rejected_total counter\nberth_http_rejected_total {}",
-            self.http_rejected.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_http_connections_open HTTP connections open now.\n# TYPE berth_http_connections_open gauge\nberth_http_connections_open {}",
-            self.http_connections_open.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_http_connections_refused_total HTTP connections closed on accept at the connection cap.\n# TYPE berth_http_connections_refused_total counter\nberth_http_connections_refused_total {}",
-            self.http_connections_refused.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_http_sessions_evicted_total HTTP sessions ended to stay under the session cap.\n# TYPE berth_http_sessions_evicted_total counter\nberth_http_sessions_evicted_total {}",
-            self.http_sessions_evicted.load(Ordering::Relaxed)
-        );
+        for (name, kind, help, value) in [
+            (
+                "berth_plugins_loaded",
+                "gauge",
+                "Plugins currently loaded.",
+                &self.plugins_loaded,
+            ),
+            (
+                "berth_plugin_load_failures",
+                "gauge",
+                "Plugins that failed to load at the last (re)load.",
+                &self.plugin_failures,
+            ),
+            (
+                "berth_http_rejected_total",
+                "counter",
+                "HTTP requests refused by token, Host or Origin checks.",
+                &self.http_rejected,
+            ),
+            (
+                "berth_http_connections_open",
+                "gauge",
+                "HTTP connections open now.",
+                &self.http_connections_open,
+            ),
+            (
+                "berth_http_connections_refused_total",
+                "counter",
+                "HTTP connections closed on accept at the connection cap.",
+                &self.http_connections_refused,
+            ),
+            (
+                "berth_http_sessions_evicted_total",
+                "counter",
+                "HTTP sessions ended to stay under the session cap.",
+                &self.http_sessions_evicted,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }

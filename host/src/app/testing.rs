@@ -15,12 +15,19 @@ use crate::runtime::cache::CompileCache;
 use crate::state::Database;
 
 /// One compile cache for every test host, kept between runs, so each
-/// bundled plugin is compiled once rather than once per test.
+/// bundled plugin is compiled once rather than once per test; its digests
+/// live in a database beside it, opened once per test process.
 fn shared_cache() -> CompileCache {
-    let dir = std::env::temp_dir().join("berth-test-compile-cache");
-    std::fs::create_dir_all(&dir).expect("creating the shared compile cache");
-    let digests = Database::open(&dir.join("digests.db")).expect("the shared cache's database");
-    CompileCache::open(dir, digests).expect("the shared compile cache")
+    static SHARED: std::sync::OnceLock<CompileCache> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join("berth-test-compile-cache");
+            std::fs::create_dir_all(&dir).expect("creating the shared compile cache");
+            let digests =
+                Database::open(&dir.join("digests.db")).expect("the shared cache's database");
+            CompileCache::open(dir, digests).expect("the shared compile cache")
+        })
+        .clone()
 }
 
 /// A running in-process host with its own data directory.

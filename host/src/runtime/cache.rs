@@ -35,9 +35,9 @@ impl CompileCache {
         Ok(Self { dir, db, key })
     }
 
-    /// The entry's file name: the component's hash and the engine's
-    /// compatibility hash, so another wasmtime never loads it.
-    fn file_name(engine: &Engine, bytes: &[u8]) -> String {
+    /// The entry's file name for component `bytes`: its hash and the
+    /// engine's compatibility hash, so another wasmtime never loads it.
+    pub fn entry_name(engine: &Engine, bytes: &[u8]) -> String {
         let mut compat = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut compat);
         let engine_key = std::hash::Hasher::finish(&compat);
@@ -55,12 +55,11 @@ impl CompileCache {
         mac
     }
 
-    /// The cached compilation of `bytes`, if there is a trustworthy one.
-    /// An untrustworthy entry is logged and deleted.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Option<Component> {
-        let name = Self::file_name(engine, bytes);
-        let path = self.dir.join(&name);
-        match self.verified(engine, &name, &path) {
+    /// The cached compilation in entry `name`, if there is a trustworthy
+    /// one. An untrustworthy entry is logged and deleted.
+    pub fn load(&self, engine: &Engine, name: &str) -> Option<Component> {
+        let path = self.dir.join(name);
+        match self.verified(engine, name, &path) {
             Ok(component) => component,
             Err(reason) => {
                 tracing::warn!(path = %path.display(), "rejected compile-cache entry, recompiling: {reason:#}");
@@ -108,16 +107,15 @@ impl CompileCache {
         Ok(Some(component))
     }
 
-    /// Keep `native`, the compilation of `bytes`, for the next start.
-    pub fn store(&self, engine: &Engine, bytes: &[u8], native: &[u8]) -> anyhow::Result<()> {
-        let name = Self::file_name(engine, bytes);
+    /// Keep `native` in entry `name` for the next start.
+    pub fn store(&self, name: &str, native: &[u8]) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         // NamedTempFile creates 0600; the rename makes the entry whole or absent.
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         std::io::Write::write_all(&mut tmp, native)?;
-        let digest = self.mac(&name, native).finalize().into_bytes();
-        self.db.set_cache_digest(&name, &digest)?;
-        tmp.persist(self.dir.join(&name))?;
+        let digest = self.mac(name, native).finalize().into_bytes();
+        self.db.set_cache_digest(name, &digest)?;
+        tmp.persist(self.dir.join(name))?;
         Ok(())
     }
 }
@@ -137,54 +135,58 @@ mod tests {
         (dir, engine, cache)
     }
 
-    fn entry(cache: &CompileCache, engine: &Engine, bytes: &[u8]) -> PathBuf {
-        cache.dir.join(CompileCache::file_name(engine, bytes))
+    fn name(engine: &Engine) -> String {
+        CompileCache::entry_name(engine, EMPTY_COMPONENT)
     }
 
-    fn compile_and_store(cache: &CompileCache, engine: &Engine, bytes: &[u8]) {
-        let native = engine.precompile_component(bytes).unwrap();
-        cache.store(engine, bytes, &native).unwrap();
+    fn entry(cache: &CompileCache, engine: &Engine) -> PathBuf {
+        cache.dir.join(name(engine))
+    }
+
+    fn compile_and_store(cache: &CompileCache, engine: &Engine) {
+        let native = engine.precompile_component(EMPTY_COMPONENT).unwrap();
+        cache.store(&name(engine), &native).unwrap();
     }
 
     #[test]
     fn an_entry_berth_wrote_is_loaded() {
         let (_dir, engine, cache) = setup();
-        assert!(cache.load(&engine, EMPTY_COMPONENT).is_none());
-        compile_and_store(&cache, &engine, EMPTY_COMPONENT);
-        assert!(cache.load(&engine, EMPTY_COMPONENT).is_some());
+        assert!(cache.load(&engine, &name(&engine)).is_none());
+        compile_and_store(&cache, &engine);
+        assert!(cache.load(&engine, &name(&engine)).is_some());
     }
 
     #[test]
     fn a_changed_entry_is_rejected_and_deleted() {
         let (_dir, engine, cache) = setup();
-        compile_and_store(&cache, &engine, EMPTY_COMPONENT);
-        let path = entry(&cache, &engine, EMPTY_COMPONENT);
+        compile_and_store(&cache, &engine);
+        let path = entry(&cache, &engine);
         let mut native = std::fs::read(&path).unwrap();
         let last = native.len() - 1;
         native[last] ^= 1;
         std::fs::write(&path, native).unwrap();
-        assert!(cache.load(&engine, EMPTY_COMPONENT).is_none());
+        assert!(cache.load(&engine, &name(&engine)).is_none());
         assert!(!path.exists(), "the rejected entry was kept");
     }
 
     #[test]
     fn an_entry_berth_never_recorded_is_rejected() {
         let (_dir, engine, cache) = setup();
-        compile_and_store(&cache, &engine, EMPTY_COMPONENT);
+        compile_and_store(&cache, &engine);
         // The same file seen by a berth with another database: a copy from
         // elsewhere.
         let stranger =
             CompileCache::open(cache.dir.clone(), Database::in_memory().unwrap()).unwrap();
-        assert!(stranger.load(&engine, EMPTY_COMPONENT).is_none());
+        assert!(stranger.load(&engine, &name(&engine)).is_none());
     }
 
     #[test]
     fn an_entry_others_may_write_is_rejected() {
         use std::os::unix::fs::PermissionsExt;
         let (_dir, engine, cache) = setup();
-        compile_and_store(&cache, &engine, EMPTY_COMPONENT);
-        let path = entry(&cache, &engine, EMPTY_COMPONENT);
+        compile_and_store(&cache, &engine);
+        let path = entry(&cache, &engine);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert!(cache.load(&engine, EMPTY_COMPONENT).is_none());
+        assert!(cache.load(&engine, &name(&engine)).is_none());
     }
 }

@@ -100,14 +100,15 @@ impl Compiler {
                 false,
             ));
         };
-        if let Some(component) = cache.load(&self.engine, bytes) {
+        let name = CompileCache::entry_name(&self.engine, bytes);
+        if let Some(component) = cache.load(&self.engine, &name) {
             return Ok((component, true));
         }
         let native = self
             .engine
             .precompile_component(bytes)
             .map_err(anyhow::Error::from)?;
-        if let Err(err) = cache.store(&self.engine, bytes, &native) {
+        if let Err(err) = cache.store(&name, &native) {
             tracing::warn!("could not cache a compiled plugin: {err:#}");
         }
         // SAFETY: `native` was produced by this engine just above.

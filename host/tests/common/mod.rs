@@ -201,11 +201,20 @@ impl Server {
 
     /// Resident memory of the server process, KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
+        self.status_kib("VmRSS")
+    }
+
+    /// Peak resident memory of the server process, KiB.
+    pub fn peak_kib(&self) -> u64 {
+        self.status_kib("VmHWM")
+    }
+
+    /// A KiB figure of `/proc/PID/status`, 0 when it cannot be read.
+    fn status_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)

@@ -145,6 +145,7 @@ impl KubeCall {
             .unwrap_or_else(|| cluster.default_namespace.clone());
         // Every document is checked before the first request, so a refused
         // one stops the whole apply with nothing sent.
+        let access = self.kube_access()?;
         for object in &objects {
             let namespace = object.namespace.as_deref().unwrap_or(&default_ns);
             self.refuse("apply", at.context.as_deref(), namespace, &object.kind)
@@ -152,7 +153,6 @@ impl KubeCall {
                     WitError::Denied(m) => WitError::Denied(format!("{}: {m}", object.describe())),
                     other => other,
                 })?;
-            let access = self.kube_access()?;
             for (privilege, path) in privileges::pod_privileges(object) {
                 if let Some(refused) = access.pod_privilege_refusal(privilege, &path) {
                     return Err(self

@@ -125,13 +125,14 @@ pub async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Re
         return preflight(origin);
     }
     if request.uri().path() != UNAUTHENTICATED_PATH && !gate.token_ok(headers) {
-        gate.metrics.record_rejected();
-        return (
+        let mut refused = gate.refuse(
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong bearer token (Authorization: Bearer <token>)",
-        )
-            .into_response();
+            "missing or wrong bearer token (Authorization: Bearer <token>)".into(),
+        );
+        refused
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return refused;
     }
     let mut response = if request.method() == Method::POST {
         buffered(&gate, request, next).await
@@ -141,15 +142,20 @@ pub async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Re
     if let Some(origin) = origin
         && let Ok(value) = HeaderValue::from_str(&origin)
     {
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Mcp-Session-Id"),
-        );
-        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        allow_origin(response.headers_mut(), value);
     }
     response
+}
+
+/// What every answer to an allowed origin carries: the origin itself, the
+/// session header a browser script may read, and that it varies by origin.
+fn allow_origin(headers: &mut HeaderMap, origin: HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Mcp-Session-Id"),
+    );
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 /// The answer to a CORS preflight from an allowed origin.
@@ -157,10 +163,9 @@ fn preflight(origin: &str) -> Response {
     let Ok(origin) = HeaderValue::from_str(origin) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    (
+    let mut response = (
         StatusCode::NO_CONTENT,
         [
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin),
             (
                 header::ACCESS_CONTROL_ALLOW_METHODS,
                 HeaderValue::from_static(CORS_ALLOW_METHODS),
@@ -170,17 +175,14 @@ fn preflight(origin: &str) -> Response {
                 HeaderValue::from_static(CORS_ALLOW_HEADERS),
             ),
             (
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("Mcp-Session-Id"),
-            ),
-            (
                 header::ACCESS_CONTROL_MAX_AGE,
                 HeaderValue::from_static("600"),
             ),
-            (header::VARY, HeaderValue::from_static("Origin")),
         ],
     )
-        .into_response()
+        .into_response();
+    allow_origin(response.headers_mut(), origin);
+    response
 }
 
 /// Read a POST body within the size, memory and time limits, check that

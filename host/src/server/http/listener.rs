@@ -43,6 +43,7 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.header_timeout);
+    let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut last_refusal_log: Option<Instant> = None;
@@ -89,9 +90,7 @@ pub async fn serve(
             // that connects and stays silent is held to the same deadline.
             let first = tokio::time::timeout(header_timeout, tcp.peek(&mut [0u8; 1])).await;
             if matches!(first, Ok(Ok(n)) if n > 0) {
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                    .into_owned();
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
                 if let Err(err) = watcher.watch(connection).await {
                     tracing::debug!("HTTP connection ended: {err}");
                 }

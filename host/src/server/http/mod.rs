@@ -108,7 +108,7 @@ pub async fn serve_http(host: Arc<PluginHost>, addr: SocketAddr) -> anyhow::Resu
     let idle = Duration::from_secs(http.idle_timeout_secs);
     let gate = Gate {
         token: token.into(),
-        hosts: hosts.clone().into(),
+        hosts: hosts.into(),
         origins: http.allowed_origins.clone().into(),
         port: local.port(),
         body_budget: Arc::new(Semaphore::new(http.max_requests_in_memory_mib << 10)),
@@ -122,8 +122,10 @@ pub async fn serve_http(host: Arc<PluginHost>, addr: SocketAddr) -> anyhow::Resu
     let _watchers = watch_for_reload(host.clone());
     // A request that sends no notification is answered as one JSON body
     // (rmcp falls back to an event stream when the handler notifies first).
+    // The gate has checked the Host header of every request before rmcp
+    // sees it, against the same list.
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
+        .disable_allowed_hosts()
         .with_json_response(true);
     let factory_host = host.clone();
     let service = StreamableHttpService::new(

@@ -7,34 +7,23 @@ use serde_json::Value;
 
 use super::manifest::Object;
 
-/// Where an object kind keeps its pod spec, as paths from the object root.
-const POD_SPECS: [&[&str]; 3] = [
-    &["spec", "template", "spec"],
-    &["spec", "jobTemplate", "spec", "template", "spec"],
-    &["spec"],
+/// Where an object kind keeps its pod spec, as JSON pointers.
+const POD_SPECS: [&str; 3] = [
+    "/spec/template/spec",
+    "/spec/jobTemplate/spec/template/spec",
+    "/spec",
 ];
 
 /// Every privilege `object`'s pods ask for: (privilege, path).
 pub fn pod_privileges(object: &Object) -> Vec<(&'static str, String)> {
     let mut found = Vec::new();
-    for path in POD_SPECS {
+    for pointer in POD_SPECS {
         // A bare `spec` is a pod spec only for a Pod.
-        if path.len() == 1 && object.kind != "Pod" {
+        if pointer == "/spec" && object.kind != "Pod" {
             continue;
         }
-        let mut at = &object.body;
-        let mut reached = true;
-        for key in path {
-            match at.get(key) {
-                Some(next) => at = next,
-                None => {
-                    reached = false;
-                    break;
-                }
-            }
-        }
-        if reached {
-            inspect(at, &path.join("."), &mut found);
+        if let Some(spec) = object.body.pointer(pointer) {
+            inspect(spec, &pointer[1..].replace('/', "."), &mut found);
         }
     }
     found

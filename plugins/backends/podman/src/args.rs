@@ -6,7 +6,7 @@ use berth_sdk::checks::{env_name, image, name};
 use berth_sdk::workloads::Stamp;
 use berth_sdk::{Error, File, Mount, Port, Resources, SandboxSpec, Workload};
 
-use crate::settings::Settings;
+use crate::settings::{ROOTS_SETTING, Settings};
 
 /// Label on everything berth creates.
 pub const MANAGED: &str = "berth.managed";
@@ -178,11 +178,7 @@ fn publish(port: &Port) -> berth_sdk::Result<String> {
 /// A mount whose host path lies under an allowed root, as podman's
 /// `HOST:CONTAINER:MODE`.
 pub fn volume(mount: &Mount, settings: &Settings) -> berth_sdk::Result<String> {
-    berth_sdk::checks::mount(
-        mount,
-        &settings.allowed_volume_roots,
-        "[plugin_config.podman] allowed_volume_roots",
-    )?;
+    berth_sdk::checks::mount(mount, &settings.allowed_volume_roots, ROOTS_SETTING)?;
     let mode = if mount.read_only { "ro" } else { "rw" };
     Ok(format!(
         "{}:{}:{mode}",

@@ -7,7 +7,7 @@
 
 use berth_sdk::{Command, Error, Mount, process};
 
-use crate::settings::Settings;
+use crate::settings::{ROOTS_SETTING, Settings};
 
 /// Resolve `mounts`' host paths and `settings`' allowed roots in place,
 /// with one `realpath` run; nothing to do without mounts.
@@ -17,11 +17,7 @@ pub fn resolve(mounts: &mut [Mount], settings: &mut Settings) -> berth_sdk::Resu
     }
     // The lexical check first: its errors name the path as written.
     for mount in mounts.iter() {
-        berth_sdk::checks::mount(
-            mount,
-            &settings.allowed_volume_roots,
-            "[plugin_config.podman] allowed_volume_roots",
-        )?;
+        berth_sdk::checks::mount(mount, &settings.allowed_volume_roots, ROOTS_SETTING)?;
     }
     let written: Vec<String> = settings
         .allowed_volume_roots
@@ -51,19 +47,16 @@ pub fn resolve(mounts: &mut [Mount], settings: &mut Settings) -> berth_sdk::Resu
     let (roots, hosts) = real.split_at(settings.allowed_volume_roots.len());
     settings.allowed_volume_roots = roots.iter().map(|r| r.to_string()).collect();
     for (mount, resolved) in mounts.iter_mut().zip(hosts) {
-        if mount.host_path != *resolved {
-            let mut moved = mount.clone();
-            moved.host_path = resolved.to_string();
-            berth_sdk::checks::mount(&moved, &settings.allowed_volume_roots, "[plugin_config.podman] allowed_volume_roots")
-                .map_err(|e| match e {
-                    Error::Denied(_) => Error::Denied(format!(
-                        "mount host path `{}` resolves to `{resolved}`, which is outside the allowed volume roots {:?} (symlinks are followed); add a root to [plugin_config.podman] allowed_volume_roots in berth.toml",
-                        mount.host_path, settings.allowed_volume_roots
-                    )),
-                    other => other,
-                })?;
-            mount.host_path = moved.host_path;
-        }
+        let written = std::mem::replace(&mut mount.host_path, resolved.to_string());
+        berth_sdk::checks::mount(mount, &settings.allowed_volume_roots, ROOTS_SETTING).map_err(
+            |e| match e {
+                Error::Denied(_) => Error::Denied(format!(
+                    "mount host path `{written}` resolves to `{resolved}`, which is outside the allowed volume roots {:?} (symlinks are followed); add a root to {ROOTS_SETTING} in berth.toml",
+                    settings.allowed_volume_roots
+                )),
+                other => other,
+            },
+        )?;
     }
     Ok(())
 }

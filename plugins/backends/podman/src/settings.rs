@@ -1,5 +1,8 @@
 //! The backend's settings, `[plugin_config.podman]` in berth.toml.
 
+/// Where the allowed volume roots are configured, for error messages.
+pub const ROOTS_SETTING: &str = "[plugin_config.podman] allowed_volume_roots";
+
 /// The backend's settings (`[plugin_config.podman]` in berth.toml).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
