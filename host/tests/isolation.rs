@@ -149,7 +149,17 @@ fn hostile_suite(forked: bool, cgroups: bool) {
         if forked { 8 } else { 0 }
     ));
     let data = sandbox.data().display().to_string();
-    let marker = format!("berth-hostile-{}", std::process::id());
+    // The four variants run in parallel in one test process, so the marker
+    // names the variant: one variant's live snippets are not another's survivors.
+    let marker = format!(
+        "berth-hostile-{}-{}-{}",
+        std::process::id(),
+        if forked { "forked" } else { "direct" },
+        if cgroups { "cgroups" } else { "rlimits" }
+    );
+    // Likewise the child that leaves its session sleeps for a time of its
+    // variant's own.
+    let escapee = 300 + 2 * u32::from(forked) + u32::from(cgroups);
     let hostile = |body: &str, timeout: u64| {
         run(json!({"code": body, "timeout_secs": timeout, "args": [marker]}))
     };
@@ -192,7 +202,7 @@ fn hostile_suite(forked: bool, cgroups: bool) {
                 60
             ),
             hostile(
-                "import subprocess\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\nprint('escaped?')",
+                &format!("import subprocess\nsubprocess.Popen(['sleep', '{escapee}'], start_new_session=True)\nprint('escaped?')"),
                 20
             ),
             run(json!({"code": "print('still fine')"})),
@@ -265,10 +275,10 @@ fn hostile_suite(forked: bool, cgroups: bool) {
     );
     assert!(
         pgrep(&marker).is_empty(),
-        "snippet processes survived their calls"
+        "snippet processes marked {marker} survived their calls"
     );
     assert!(
-        pgrep("^sleep 300$").is_empty(),
+        pgrep(&format!("^sleep {escapee}$")).is_empty(),
         "a child that left its session survived the call"
     );
     let left = std::fs::read_dir(&work).map(|d| d.count()).unwrap_or(0);
