@@ -2,28 +2,37 @@
 //! same run:
 //!
 //! - the floor (a fresh store from the pre-linked component and the guest
-//!   call), the whole in-process host path, and sequential calls from a raw
-//!   JSON-RPC client over stdio, as p50 and p95 and as multiples of the
-//!   floor's p50;
+//!   call), the whole in-process host path, and sequential requests from a
+//!   raw JSON-RPC client over stdio (a line through `cat` and back, which
+//!   is what the pipes cost, then `ping`, which is the transport alone,
+//!   `tools/call` and `tools/list`), as p50 and p95 and as multiples of the
+//!   floor's p50; when `BERTH_BENCH_WASSETTE` names a wassette binary and
+//!   `BERTH_BENCH_WASSETTE_COMPONENT` a component, the same client against
+//!   wassette in the same run;
 //! - kept-alive connections under load over streamable HTTP (2026-07-28
 //!   stateless requests): for 1, 16 and 64 connections, each sending its
 //!   requests one after another on its own connection, the p50 and p99
 //!   latency and the requests per second of `tools/call`, against
-//!   `server/discover` (which touches no plugin) on the same server.
+//!   `server/discover` (which touches no plugin) on the same server; then
+//!   `tools/list` at 16 connections.
 //!
 //! `cargo bench -p berth --bench end_to_end`
 
 mod common;
+// Beside `common`, not in it: only this bench drives a raw client.
+#[path = "common/raw.rs"]
+mod raw;
 
-use std::time::{Duration, Instant};
-
+use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use berth::app::config::Config;
 use berth::app::host::PluginHost;
 use berth::contract::sink::Unattended;
 use common::floor::Floor;
 use common::{conformance_wasm, fixture_dir, post, serve, stateless};
+use raw::RawClient;
 use serde_json::{Value, json};
 
 /// Requests each connection sends before and while measuring.
@@ -88,67 +97,43 @@ async fn load(
     }
 }
 
-/// Latencies of `CALLS` sequential `tools/call` requests over stdio from a
-/// raw JSON-RPC client (one line per message), after `WARM_UP` more.
-fn stdio_calls(dir: &std::path::Path) -> Vec<Duration> {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
+/// berth serving `dir`'s plugins on stdio to a raw client.
+fn berth_on_stdio(dir: &std::path::Path) -> RawClient {
+    RawClient::start(
+        Command::new(common::berth())
+            .args(["--no-bundled", "--log", "warn", "--data-dir"])
+            .arg(dir.join("data"))
+            .arg("--plugin-dir")
+            .arg(dir.join("plugins"))
+            .arg("serve"),
+    )
+}
 
-    let mut child = Command::new(common::berth())
-        .args(["--no-bundled", "--log", "warn", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--plugin-dir")
-        .arg(dir.join("plugins"))
-        .arg("serve")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let mut output = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    // Send one message; with an id, wait for the answer carrying it.
-    let mut exchange = |message: Value| {
-        writeln!(input, "{message}").unwrap();
-        let Some(id) = message.get("id").cloned() else {
-            return;
-        };
-        loop {
-            line.clear();
-            assert!(
-                output.read_line(&mut line).unwrap() > 0,
-                "berth closed stdout"
-            );
-            let answer: Value = serde_json::from_str(&line).unwrap();
-            if answer.get("id") == Some(&id) {
-                assert!(answer.get("result").is_some(), "{answer}");
-                return;
-            }
-        }
+/// wassette serving one component on stdio, when `BERTH_BENCH_WASSETTE`
+/// names its binary and `BERTH_BENCH_WASSETTE_COMPONENT` the component;
+/// with the tool to call (`BERTH_BENCH_WASSETTE_TOOL`, or its first).
+fn wassette_on_stdio(dir: &std::path::Path) -> Option<(RawClient, String)> {
+    let binary = std::env::var_os("BERTH_BENCH_WASSETTE")?;
+    let component = std::env::var_os("BERTH_BENCH_WASSETTE_COMPONENT")
+        .expect("BERTH_BENCH_WASSETTE_COMPONENT names the component wassette serves");
+    let plugins = dir.join("wassette");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let component = std::path::Path::new(&component);
+    std::fs::copy(component, plugins.join(component.file_name().unwrap())).unwrap();
+    let mut client = RawClient::start(
+        Command::new(binary)
+            .args(["serve", "--stdio", "--plugin-dir"])
+            .arg(&plugins)
+            .env("RUST_LOG", "warn"),
+    );
+    let tool = match std::env::var("BERTH_BENCH_WASSETTE_TOOL") {
+        Ok(tool) => tool,
+        Err(_) => client.request("tools/list", json!({}))["tools"][0]["name"]
+            .as_str()
+            .expect("wassette serves a tool")
+            .to_string(),
     };
-    exchange(json!({
-        "jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                   "clientInfo": {"name": "bench", "version": "0"}}
-    }));
-    exchange(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    let mut times = Vec::with_capacity(STDIO_CALLS);
-    for id in 1..=(STDIO_WARM_UP + STDIO_CALLS) {
-        let request = json!({
-            "jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "test_simple_text", "arguments": {}}
-        });
-        let at = Instant::now();
-        exchange(request);
-        if id > STDIO_WARM_UP {
-            times.push(at.elapsed());
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    times.sort();
-    times
+    Some((client, tool))
 }
 
 /// Latencies of `STDIO_CALLS` sequential runs of `call`, after
@@ -194,23 +179,59 @@ fn main() {
             .unwrap();
     }));
     drop(host);
-    let stdio_times = stdio_calls(dir.path());
-    let floor_p50 = percentile(&floor_times, 0.5);
+    let call = json!({"name": "test_simple_text", "arguments": {}});
+    let mut stdio = berth_on_stdio(dir.path());
+    let time = |client: &mut RawClient, method: &str, params: &Value| {
+        client.time(method, params, STDIO_WARM_UP, STDIO_CALLS)
+    };
+    let mut rows = vec![
+        ("floor (baseline)", floor_times),
+        ("in-process host path", host_times),
+        (
+            "pipe round trip (cat)",
+            raw::pipe_round_trips(STDIO_WARM_UP, STDIO_CALLS),
+        ),
+        ("stdio ping", time(&mut stdio, "ping", &json!({}))),
+        ("stdio tools/call", time(&mut stdio, "tools/call", &call)),
+        (
+            "stdio tools/list",
+            time(&mut stdio, "tools/list", &json!({})),
+        ),
+    ];
+    drop(stdio);
+    if let Some((mut wassette, tool)) = wassette_on_stdio(dir.path()) {
+        let call = json!({"name": tool, "arguments": {}});
+        rows.push(("wassette ping", time(&mut wassette, "ping", &json!({}))));
+        rows.push((
+            "wassette tools/call",
+            time(&mut wassette, "tools/call", &call),
+        ));
+    }
+    let floor_p50 = percentile(&rows[0].1, 0.5);
     println!(
         "{:>22} | {:>8} {:>8} | {:>8}",
-        "one call, sequential", "p50 µs", "p95 µs", "÷ floor"
+        "one request, sequential", "p50 µs", "p95 µs", "÷ floor"
     );
-    for (name, times) in [
-        ("floor (baseline)", &floor_times),
-        ("in-process host path", &host_times),
-        ("stdio, raw client", &stdio_times),
-    ] {
+    for (name, times) in &rows {
         let p50 = percentile(times, 0.5);
         println!(
             "{name:>22} | {:>8.1} {:>8.1} | {:>7.2}×",
             us(p50),
             us(percentile(times, 0.95)),
             p50.as_secs_f64() / floor_p50.as_secs_f64()
+        );
+    }
+    let p50_of = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, times)| percentile(times, 0.5).as_secs_f64())
+    };
+    if let (Some(berth), Some(wassette)) =
+        (p50_of("stdio tools/call"), p50_of("wassette tools/call"))
+    {
+        println!(
+            "berth tools/call ÷ wassette tools/call (p50): {:.2}×",
+            berth / wassette
         );
     }
     println!();
@@ -248,4 +269,13 @@ fn main() {
             tool.p99.as_secs_f64() / base.p99.as_secs_f64(),
         );
     }
+    let base = runtime.block_on(load(&url, 16, discover));
+    let list = runtime.block_on(load(&url, 16, || stateless("tools/list", None, json!({}))));
+    println!(
+        "tools/list at 16 connections: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s; p50 {:.2}× discover's",
+        ms(list.p50),
+        ms(list.p99),
+        list.per_second,
+        list.p50.as_secs_f64() / base.p50.as_secs_f64()
+    );
 }

@@ -24,6 +24,7 @@ use crate::contract::bindings::types::ToolOutput;
 use crate::contract::sink::CallSink;
 use crate::server::call::{Asker, McpCall, Question};
 use crate::server::convert;
+use crate::server::tools::TOOLS_TTL_MS;
 
 use crate::server::pending::{
     CallTask, Pending, QUESTION_KEY, Shared, pick_answer, requested_schema,
@@ -171,15 +172,18 @@ impl ServerHandler for BerthServer {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let registry = self.host.registry();
-        let tools: Vec<Tool> = registry.tools().map(|t| convert::tool(t)).collect();
-        Ok(ListToolsResult::with_all_items(tools)
-            .with_ttl_ms(0)
+        let tools = self.shared.tools.list(&self.host.registry());
+        Ok(ListToolsResult::with_all_items(tools.all().to_vec())
+            .with_ttl_ms(TOOLS_TTL_MS)
             .with_cache_scope(CacheScope::Private))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.host.registry().tool(name).map(|t| convert::tool(t))
+        self.shared
+            .tools
+            .list(&self.host.registry())
+            .get(name)
+            .cloned()
     }
 
     async fn call_tool(

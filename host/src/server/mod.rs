@@ -1,5 +1,5 @@
 //! The MCP surface: the server handler, calls parked for an answer,
-//! conversions, and the transports.
+//! conversions, the converted tool list, and the transports.
 
 pub mod call;
 pub mod convert;
@@ -7,4 +7,5 @@ pub mod handler;
 pub mod http;
 pub mod pending;
 pub mod stdio;
+pub mod tools;
 pub mod transport;

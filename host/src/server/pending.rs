@@ -17,6 +17,7 @@ use crate::app::host::ToolCallError;
 use crate::contract::bindings::shared::berth::plugin::context::ElicitAnswer;
 use crate::contract::bindings::types::{Error as WitError, ToolOutput};
 use crate::server::call::{self, Question};
+use crate::server::tools::ToolCache;
 
 /// How long a call waiting for an answer (2026-07-28 input-required) is kept.
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -40,6 +41,7 @@ pub struct Shared {
     pub(super) peers: Mutex<Vec<Peer<RoleServer>>>,
     pub(super) subscriptions: Mutex<Vec<SubscriptionSink>>,
     pending: Mutex<HashMap<String, Pending>>,
+    pub(super) tools: ToolCache,
 }
 
 impl Shared {

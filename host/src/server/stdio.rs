@@ -1,159 +1,286 @@
-//! Stdin and stdout for rmcp, each driven by a thread of its own, with one
-//! addition: a line that is not JSON is answered with a JSON-RPC parse
-//! error (rmcp alone would drop it silently).
+//! Stdin and stdout for rmcp, with one addition: a line that is not JSON is
+//! answered with a JSON-RPC parse error (rmcp alone would drop it silently).
 //!
-//! Plain blocking threads, not tokio's stdio: tokio reads and writes a
-//! standard stream on its blocking pool, a task hand-off for every read and
-//! every write. Here a message crosses one thread boundary on the way in
-//! and one on the way out.
+//! Both streams are polled by the async runtime itself
+//! ([`crate::sys::stream`]): a request is read by the worker that handles
+//! it, and its answer is written by the task that produced it, so neither
+//! crosses a thread.
 
-use std::io::{BufRead, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-/// What the stdout thread writes.
-enum Out {
-    /// Bytes rmcp wrote, in order; they may end mid-line.
-    Rmcp(Vec<u8>),
-    /// One whole line of our own (a parse error), written only between
-    /// rmcp's lines.
-    Line(String),
-    /// Answer once everything before is written and flushed.
-    Flushed(std::sync::mpsc::SyncSender<()>),
-}
+use crate::sys::stream::{Input, Output};
+
+/// Bytes asked of stdin at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Answers queued beyond this wait for stdout before rmcp may queue more.
+const QUEUE_LIMIT: usize = 4 << 20;
 
 /// The stream rmcp reads: the lines of stdin that are JSON.
 pub struct Incoming {
-    lines: UnboundedReceiver<Vec<u8>>,
-    pending: Vec<u8>,
+    input: Input,
+    /// Bytes read from stdin; `read[start..]` is not yet sorted into lines.
+    read: Vec<u8>,
+    start: usize,
+    /// `read[start..scanned]` holds no line break.
+    scanned: usize,
+    /// The line rmcp is reading, and how much of it it has.
+    line: Vec<u8>,
     at: usize,
+    ended: bool,
+    /// A parse error of ours is queued and stdout did not take it yet.
+    answering: bool,
+    writer: Arc<Writer>,
 }
 
-/// The stream rmcp writes: handed to the stdout thread.
+/// The stream rmcp writes.
 pub struct Outgoing {
-    out: std::sync::mpsc::Sender<Out>,
+    writer: Arc<Writer>,
 }
 
-/// Waits for the stdout thread, so the last answer leaves before berth
-/// exits.
+/// Waits until what rmcp wrote has left, so the last answer is not lost
+/// when berth exits.
 pub struct Drain {
-    out: std::sync::mpsc::Sender<Out>,
+    writer: Arc<Writer>,
 }
 
 impl Drain {
-    /// Wait, at most `limit`, until everything rmcp wrote is on stdout.
-    pub fn wait(&self, limit: std::time::Duration) {
-        let (done, flushed) = std::sync::mpsc::sync_channel(1);
-        if self.out.send(Out::Flushed(done)).is_ok() {
-            let _ = flushed.recv_timeout(limit);
-        }
+    /// Wait, at most `limit`, until everything queued is on stdout.
+    pub async fn wait(&self, limit: Duration) {
+        let _ =
+            tokio::time::timeout(limit, std::future::poll_fn(|cx| self.writer.poll_send(cx))).await;
     }
 }
 
-/// Start the stdin and stdout threads; rmcp reads the first and writes the
-/// second, and the [`Drain`] waits for the second.
+/// rmcp's stdin and stdout, and the [`Drain`] for the second. Needs a
+/// tokio runtime.
 pub fn pipes() -> ((Incoming, Outgoing), Drain) {
-    let (lines_tx, lines) = unbounded_channel();
-    let (out, out_rx) = std::sync::mpsc::channel();
-    let errors = out.clone();
-    std::thread::Builder::new()
-        .name("berth-stdin".into())
-        .spawn(move || read_stdin(&lines_tx, &errors))
-        .expect("spawning the stdin thread");
-    std::thread::Builder::new()
-        .name("berth-stdout".into())
-        .spawn(move || write_stdout(&out_rx))
-        .expect("spawning the stdout thread");
-    let drain = Drain { out: out.clone() };
-    (
-        (
-            Incoming {
-                lines,
-                pending: Vec::new(),
-                at: 0,
-            },
-            Outgoing { out },
-        ),
-        drain,
-    )
+    let input = Input::stdin();
+    let output = Output::stdout();
+    tracing::debug!(stdin = ?input.mode(), stdout = ?output.mode(), "stdio streams");
+    let waiting = Arc::new(Waiting::default());
+    let writer = Arc::new(Writer {
+        state: Mutex::new(Queue {
+            output,
+            bytes: Vec::new(),
+            sent: 0,
+            mid_line: false,
+            held: Vec::new(),
+        }),
+        wake_all: Waker::from(waiting.clone()),
+        waiting,
+    });
+    let incoming = Incoming {
+        input,
+        read: Vec::new(),
+        start: 0,
+        scanned: 0,
+        line: Vec::new(),
+        at: 0,
+        ended: false,
+        answering: false,
+        writer: writer.clone(),
+    };
+    let drain = Drain {
+        writer: writer.clone(),
+    };
+    ((incoming, Outgoing { writer }), drain)
 }
 
-/// Forward every JSON line of stdin to rmcp; answer the others with a parse
-/// error. Ends at the end of stdin, or when rmcp stops reading.
-fn read_stdin(lines: &UnboundedSender<Vec<u8>>, errors: &std::sync::mpsc::Sender<Out>) {
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        // Bytes, not a String: a line that is not UTF-8 is one bad message
-        // to answer, not the end of the session.
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+/// Stdout, shared by rmcp's answers and our parse errors.
+struct Writer {
+    state: Mutex<Queue>,
+    /// Tasks waiting for the queue to empty.
+    waiting: Arc<Waiting>,
+    /// The waker the stream is polled with: it wakes every waiting task,
+    /// since the stream remembers only the last waker it saw, and the task
+    /// that polled last may never poll again (rmcp stops reading at the
+    /// end of input while its answers are still being written).
+    wake_all: Waker,
+}
+
+/// Tasks to wake when stdout can take more.
+#[derive(Default)]
+struct Waiting(Mutex<Vec<Waker>>);
+
+impl Waiting {
+    fn lock(&self) -> MutexGuard<'_, Vec<Waker>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, waker: &Waker) {
+        let mut waiting = self.lock();
+        if !waiting.iter().any(|w| w.will_wake(waker)) {
+            waiting.push(waker.clone());
         }
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        match super::transport::check_json(&line) {
-            Ok(_) => {
-                if !line.ends_with(b"\n") {
-                    line.push(b'\n');
-                }
-                if lines.send(line.clone()).is_err() {
-                    return;
-                }
-            }
-            Err(err) => {
-                let _ = errors.send(Out::Line(super::transport::parse_error(&err)));
+    }
+
+    /// Wake every waiting task but `done`.
+    fn wake_others(&self, done: &Waker) {
+        let waiting = std::mem::take(&mut *self.lock());
+        for waker in waiting {
+            if !waker.will_wake(done) {
+                waker.wake();
             }
         }
     }
 }
 
-/// Write what arrives to stdout, flushing whenever nothing more is queued;
-/// our own lines wait until rmcp's output is at a line boundary.
-fn write_stdout(out: &std::sync::mpsc::Receiver<Out>) {
-    let stdout = std::io::stdout();
-    let mut stdout = stdout.lock();
-    let mut at_boundary = true;
-    let mut held: Vec<String> = Vec::new();
-    while let Ok(first) = out.recv() {
-        let mut next = Some(first);
-        while let Some(message) = next {
-            let written = match message {
-                Out::Rmcp(bytes) => {
-                    at_boundary = bytes.ends_with(b"\n");
-                    stdout.write_all(&bytes)
+impl Wake for Waiting {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waiting = std::mem::take(&mut *self.lock());
+        for waker in waiting {
+            waker.wake();
+        }
+    }
+}
+
+/// What waits to be written, in order.
+struct Queue {
+    output: Output,
+    bytes: Vec<u8>,
+    /// `bytes[..sent]` is already written.
+    sent: usize,
+    /// rmcp's last bytes ended inside a line: our own lines wait.
+    mid_line: bool,
+    /// Our lines waiting for rmcp's line to end.
+    held: Vec<String>,
+}
+
+impl Writer {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue bytes rmcp wrote; they may end mid-line.
+    fn queue_rmcp(&self, bytes: &[u8]) {
+        let mut queue = self.lock();
+        queue.bytes.extend_from_slice(bytes);
+        queue.mid_line = !bytes.ends_with(b"\n");
+        if !queue.mid_line {
+            let held = std::mem::take(&mut queue.held);
+            for line in held {
+                queue.push_line(&line);
+            }
+        }
+    }
+
+    /// Queue one whole line of our own, between rmcp's lines.
+    fn queue_line(&self, line: String) {
+        let mut queue = self.lock();
+        if queue.mid_line {
+            queue.held.push(line);
+        } else {
+            queue.push_line(&line);
+        }
+    }
+
+    fn queued(&self) -> usize {
+        let queue = self.lock();
+        queue.bytes.len() - queue.sent
+    }
+
+    /// Write until the queue is empty.
+    fn poll_send(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // Registered before the stream is polled, which may wake at once.
+        self.waiting.add(cx.waker());
+        let mut stream = Context::from_waker(&self.wake_all);
+        let mut queue = self.lock();
+        let queue = &mut *queue;
+        while queue.sent < queue.bytes.len() {
+            match queue
+                .output
+                .poll_write(&mut stream, &queue.bytes[queue.sent..])
+            {
+                Poll::Ready(Ok(0)) => {
+                    queue.sent = queue.bytes.len();
+                    self.waiting.wake_others(cx.waker());
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                 }
-                Out::Line(line) => {
-                    held.push(line);
-                    Ok(())
+                Poll::Ready(Ok(n)) => queue.sent += n,
+                Poll::Ready(Err(err)) => {
+                    self.waiting.wake_others(cx.waker());
+                    return Poll::Ready(Err(err));
                 }
-                Out::Flushed(done) => {
-                    let flushed = stdout.flush();
-                    let _ = done.send(());
-                    flushed
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        queue.bytes.clear();
+        queue.sent = 0;
+        let flushed = ready!(queue.output.poll_flush(&mut stream));
+        self.waiting.wake_others(cx.waker());
+        Poll::Ready(flushed)
+    }
+}
+
+impl Queue {
+    fn push_line(&mut self, line: &str) {
+        self.bytes.extend_from_slice(line.as_bytes());
+        self.bytes.push(b'\n');
+    }
+}
+
+impl Incoming {
+    /// The next non-blank line already read, with its line break.
+    fn next_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let end = match self.read[self.scanned..].iter().position(|&b| b == b'\n') {
+                Some(i) => self.scanned + i + 1,
+                // The last line of input may lack its line break.
+                None if self.ended && self.start < self.read.len() => self.read.len(),
+                None => {
+                    self.scanned = self.read.len();
+                    self.read.drain(..self.start);
+                    self.scanned -= self.start;
+                    self.start = 0;
+                    return None;
                 }
             };
-            if written.is_err() {
-                return;
+            let mut line = self.read[self.start..end].to_vec();
+            self.start = end;
+            self.scanned = end;
+            if line.trim_ascii().is_empty() {
+                continue;
             }
-            if at_boundary {
-                for line in held.drain(..) {
-                    if writeln!(stdout, "{line}").is_err() {
-                        return;
-                    }
-                }
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
             }
-            next = out.try_recv().ok();
+            return Some(line);
         }
-        if stdout.flush().is_err() {
-            return;
+    }
+
+    /// Read more of stdin; `Ready` once something arrived or input ended.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let filled = self.read.len();
+        self.read.resize(filled + CHUNK, 0);
+        let read = self.input.poll_read(cx, &mut self.read[filled..]);
+        let n = match read {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(err)) if err.kind() == std::io::ErrorKind::Interrupted => 0,
+            Poll::Ready(Err(err)) => {
+                tracing::warn!("reading stdin failed, ending the session: {err}");
+                self.ended = true;
+                0
+            }
+            Poll::Pending => {
+                self.read.truncate(filled);
+                return Poll::Pending;
+            }
+        };
+        self.read.truncate(filled + n);
+        if n == 0 {
+            self.ended = true;
         }
+        Poll::Ready(())
     }
 }
 
@@ -163,42 +290,58 @@ impl AsyncRead for Incoming {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if self.at == self.pending.len() {
-            match self.lines.poll_recv(cx) {
-                Poll::Ready(Some(line)) => {
-                    self.pending = line;
-                    self.at = 0;
-                }
-                // The end of stdin.
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
         let this = &mut *self;
-        let n = (this.pending.len() - this.at).min(buf.remaining());
-        buf.put_slice(&this.pending[this.at..this.at + n]);
-        this.at += n;
-        Poll::Ready(Ok(()))
+        if this.answering {
+            this.answering = this.writer.poll_send(cx).is_pending();
+        }
+        loop {
+            if this.at < this.line.len() {
+                let n = (this.line.len() - this.at).min(buf.remaining());
+                buf.put_slice(&this.line[this.at..this.at + n]);
+                this.at += n;
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(line) = this.next_line() {
+                match super::transport::check_json(&line) {
+                    Ok(()) => {
+                        this.line = line;
+                        this.at = 0;
+                    }
+                    Err(err) => {
+                        this.writer.queue_line(super::transport::parse_error(&err));
+                        // Written now if stdout takes it; otherwise this task
+                        // is woken to try again.
+                        this.answering = this.writer.poll_send(cx).is_pending();
+                    }
+                }
+                continue;
+            }
+            if this.ended {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(this.poll_fill(cx));
+        }
     }
 }
 
 impl AsyncWrite for Outgoing {
     fn poll_write(
         self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.out.send(Out::Rmcp(buf.to_vec())) {
-            Ok(()) => Poll::Ready(Ok(buf.len())),
-            Err(_) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+        if self.writer.queued() > QUEUE_LIMIT {
+            ready!(self.writer.poll_send(cx))?;
         }
+        self.writer.queue_rmcp(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.writer.poll_send(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.writer.poll_send(cx)
     }
 }

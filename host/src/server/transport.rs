@@ -27,10 +27,8 @@ pub async fn serve_stdio(host: Arc<PluginHost>) -> anyhow::Result<()> {
         ended = running.waiting() => ended.map(drop).context("stdio session ended abnormally"),
         _ = shutdown_signal() => Ok(()),
     };
-    // The last answers are written by the stdout thread; let them leave.
-    tokio::task::spawn_blocking(move || drain.wait(Duration::from_secs(2)))
-        .await
-        .ok();
+    // Let the last answers leave before berth exits.
+    drain.wait(Duration::from_secs(2)).await;
     ended
 }
 

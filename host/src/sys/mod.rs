@@ -1,6 +1,6 @@
 //! Effects with no plugin types: supervised processes and their cgroups,
 //! workspaces, the environment cache, fork servers, the Kubernetes and mirrord
-//! engines, and secret random bytes.
+//! engines, secret random bytes, and polled standard streams.
 
 pub mod cgroup;
 pub mod datadir;
@@ -12,4 +12,5 @@ pub mod mirrord;
 pub mod process;
 pub mod random;
 pub mod rlimits;
+pub mod stream;
 pub mod workspace;
