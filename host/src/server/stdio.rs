@@ -161,9 +161,13 @@ impl Writer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queue bytes rmcp wrote; they may end mid-line.
-    fn queue_rmcp(&self, bytes: &[u8]) {
+    /// Queue bytes rmcp wrote (they may end mid-line), unless more than
+    /// [`QUEUE_LIMIT`] already waits for stdout.
+    fn try_queue_rmcp(&self, bytes: &[u8]) -> bool {
         let mut queue = self.lock();
+        if queue.bytes.len() - queue.sent > QUEUE_LIMIT {
+            return false;
+        }
         queue.bytes.extend_from_slice(bytes);
         queue.mid_line = !bytes.ends_with(b"\n");
         if !queue.mid_line {
@@ -172,6 +176,7 @@ impl Writer {
                 queue.push_line(&line);
             }
         }
+        true
     }
 
     /// Queue one whole line of our own, between rmcp's lines.
@@ -182,11 +187,6 @@ impl Writer {
         } else {
             queue.push_line(&line);
         }
-    }
-
-    fn queued(&self) -> usize {
-        let queue = self.lock();
-        queue.bytes.len() - queue.sent
     }
 
     /// Write until the queue is empty.
@@ -202,7 +202,6 @@ impl Writer {
                 .poll_write(&mut stream, &queue.bytes[queue.sent..])
             {
                 Poll::Ready(Ok(0)) => {
-                    queue.sent = queue.bytes.len();
                     self.waiting.wake_others(cx.waker());
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                 }
@@ -330,10 +329,9 @@ impl AsyncWrite for Outgoing {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        if self.writer.queued() > QUEUE_LIMIT {
+        while !self.writer.try_queue_rmcp(buf) {
             ready!(self.writer.poll_send(cx))?;
         }
-        self.writer.queue_rmcp(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
