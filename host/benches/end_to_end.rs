@@ -67,7 +67,8 @@ async fn load(
         let request = request.clone();
         tokio::spawn(async move {
             // One connection per client, reused for every request.
-            let client = reqwest::Client::builder()
+            let client = berth::gateway::connect::http_builder()
+                .unwrap()
                 .pool_max_idle_per_host(1)
                 .http1_only()
                 .build()

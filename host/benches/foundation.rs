@@ -110,7 +110,7 @@ fn http(c: &mut Criterion) {
     let dir = fixture_dir();
     let server = serve(dir.path(), "info");
     let url = format!("http://127.0.0.1:{}/mcp", server.port);
-    let client = reqwest::Client::new();
+    let client = berth::gateway::connect::http_client().unwrap();
     let mut group = c.benchmark_group("http");
     group.bench_function("baseline_discover", |b| {
         b.to_async(&runtime)

@@ -12,6 +12,7 @@
 //! - [`runtime`]: engine, compile cache, loader, plugin handles, registry.
 //! - [`runs`]: executing runner plans locally, under mirrord or in sandboxes.
 //! - [`host_tools`]: the tool sets the host composes over loaded plugins.
+//! - [`gateway`]: upstream MCP servers whose tools berth serves as its own.
 //! - [`app`]: the composition root: configuration, the plugin host, metrics.
 //! - [`server`] and [`cli`]: the MCP transports and the command line.
 
@@ -19,6 +20,7 @@ pub mod app;
 pub mod capabilities;
 pub mod cli;
 pub mod contract;
+pub mod gateway;
 pub mod host_tools;
 pub mod runs;
 pub mod runtime;

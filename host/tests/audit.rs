@@ -63,7 +63,7 @@ fn a_term_under_load_loses_no_answered_call_from_the_audit_log() {
                 let token = server.token.clone().expect("a generated token");
                 let answered = answered.clone();
                 tokio::spawn(async move {
-                    let client = reqwest::Client::new();
+                    let client = berth::gateway::connect::http_client().unwrap();
                     for _ in 0..CALLS {
                         if !call(&client, &url, &token).await {
                             break;

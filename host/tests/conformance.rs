@@ -76,7 +76,7 @@ fn auth_proxy(port: u16, token: String) -> String {
     listener.set_nonblocking(true).unwrap();
     let me = listener.local_addr().unwrap().port();
     let proxy = Proxy {
-        client: reqwest::Client::new(),
+        client: berth::gateway::connect::http_client().unwrap(),
         berth: port,
         me,
         token,

@@ -253,7 +253,7 @@ fn http_survives_arbitrary_bodies() {
     let server = sandbox.serve_http(&[]);
     let token = server.token.clone().expect("a generated token");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = reqwest::Client::new();
+    let client = berth::gateway::connect::http_client().unwrap();
     let url = server.url.clone();
     let body = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..300),

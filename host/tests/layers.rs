@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "runtime",
     "runs",
     "host_tools",
+    "gateway",
     "app",
     "server",
     "cli",

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::capabilities::grants::Policy;
+use crate::gateway::config::ServerConfig;
 use crate::runs::config::RunsConfig;
 use crate::runtime::filter::ToolFilter;
 use crate::runtime::limits::{LimitsConfig, LimitsOverride};
 use crate::runtime::loader::PluginSettings;
 use crate::runtime::pin::Pin;
+use crate::state::secrets::SecretsConfig;
 use crate::sys::kube::config::KubeConfig;
 use crate::sys::process::ProcessConfig;
 
@@ -87,6 +89,10 @@ pub struct Config {
     /// The sha256 each named plugin's component must have; a plugin whose
     /// file differs is refused (both digests named).
     pub pins: BTreeMap<String, Pin>,
+    /// Where named secrets are looked up.
+    pub secrets: SecretsConfig,
+    /// Upstream MCP servers whose tools berth serves (`[servers.NAME]`).
+    pub servers: BTreeMap<String, ServerConfig>,
 }
 
 /// Streamable HTTP settings.
@@ -149,6 +155,8 @@ impl Default for Config {
             plugin_config: BTreeMap::new(),
             kube: KubeConfig::default(),
             pins: BTreeMap::new(),
+            secrets: SecretsConfig::default(),
+            servers: BTreeMap::new(),
         }
     }
 }

@@ -15,6 +15,8 @@ use crate::contract::bindings::types::Error as WitError;
 use crate::contract::bindings::types::ToolOutput;
 use crate::contract::error::CallError;
 use crate::contract::sink::{CallSink, Unattended};
+use crate::gateway::Gateway;
+use crate::gateway::connect::Connector;
 use crate::host_tools::run::RunTools;
 use crate::host_tools::sandboxes::SandboxTools;
 use crate::host_tools::sessions::SessionTools;
@@ -28,6 +30,7 @@ use crate::runtime::loader::{self, LoadStats};
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::{LoadFailure, Owner, Registry};
 use crate::state::audit::AuditLog;
+use crate::state::secrets::SecretStore;
 use crate::state::{AuditEntry, Database};
 use crate::sys::datadir::DataDirLock;
 use crate::sys::workspace;
@@ -75,6 +78,7 @@ pub struct PluginHost {
     services: Arc<HostServices>,
     runs: Arc<RunServices>,
     host_tools: Vec<Arc<dyn HostToolSet>>,
+    gateway: Arc<Gateway>,
     registry: RwLock<Arc<Registry>>,
     generation: tokio::sync::watch::Sender<u64>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -126,6 +130,16 @@ impl PluginHost {
             workspace_root,
             config.kube.clone(),
         ));
+        let gateway = Arc::new(Gateway::new(
+            Connector {
+                secrets: SecretStore::new(&config.data_dir, config.secrets.clone()),
+                runs: runs.clone(),
+                process: config.process.clone(),
+                servers_root: config.data_dir.join("servers"),
+            },
+            config.servers.clone(),
+            config.limits,
+        ));
         let host_tools: Vec<Arc<dyn HostToolSet>> = vec![
             Arc::new(RunTools::new(services.clone(), runs.clone())),
             Arc::new(SessionTools::new(runs.clone())),
@@ -134,6 +148,7 @@ impl PluginHost {
                 config.runs.clone(),
             )),
             Arc::new(TemplateTools),
+            gateway.clone(),
         ];
         let host = Arc::new(Self {
             config,
@@ -142,6 +157,7 @@ impl PluginHost {
             services,
             runs,
             host_tools,
+            gateway,
             registry: RwLock::new(Arc::new(Registry::default())),
             generation: tokio::sync::watch::channel(0).0,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -150,7 +166,37 @@ impl PluginHost {
             owner: std::sync::Mutex::new(None),
         });
         host.reload().await;
+        host.follow_gateway();
         Ok(host)
+    }
+
+    /// Rebuild the registry whenever an upstream server's tools change,
+    /// for as long as the host lives.
+    fn follow_gateway(self: &Arc<Self>) {
+        let mut changes = self.gateway.subscribe();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(host) = weak.upgrade() else { break };
+                host.refresh().await;
+            }
+        });
+    }
+
+    /// Ask the host's tool sets for their tools again, keeping the loaded
+    /// plugins, and tell clients when the tool set changed.
+    pub async fn refresh(&self) {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let current = self.registry();
+        let registry = current.rebuild(&self.config.tools, &self.host_tools);
+        for failure in &registry.failures()[current.plugin_failures()..] {
+            tracing::warn!(origin = %failure.origin, "tool not served: {}", failure.reason);
+        }
+        let changed = tool_signature(&registry) != tool_signature(&current);
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        if changed {
+            self.generation.send_modify(|g| *g += 1);
+        }
     }
 
     /// Own the data directory while `lock` is held: remove the workspaces,
@@ -198,6 +244,7 @@ impl PluginHost {
     /// pools `[runs.sandbox_images.*] pool` asks for. Only a serving berth
     /// does: a one-off call would start servers and sandboxes nobody uses.
     pub fn keep_warm(&self) -> anyhow::Result<()> {
+        self.gateway.start();
         self.runs.fork_servers.activate();
         let pools = &self.runs.sandbox_pools;
         pools.activate();
@@ -222,6 +269,7 @@ impl PluginHost {
     /// ones, and commit every audit entry; for a berth that is about to
     /// exit.
     pub async fn shutdown(&self) {
+        self.gateway.stop();
         let registry = self.registry();
         let kept = self.runs.kept_sandboxes.drain();
         let destroys = kept.into_iter().filter_map(|sandbox| {

@@ -45,6 +45,10 @@ impl CallSink for TerminalCall {
         false
     }
 
+    fn until_cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
     fn elicit(
         &self,
         message: String,

@@ -3,6 +3,7 @@
 mod call;
 mod inspect;
 mod scaffold;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,12 @@ enum Command {
         #[arg(long, default_value = "{}")]
         args: String,
     },
+    /// Manage the secrets store's file provider (values on stdin, never shown).
+    Secrets {
+        /// What to do.
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Create things.
     Plugin {
         /// What to create.
@@ -93,6 +100,26 @@ enum PluginsCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Set secret NAME to the value read from stdin (typed without echo on a terminal).
+    Set {
+        /// The secret's name (A-Z, a-z, 0-9, '_', '-', '.').
+        name: String,
+    },
+    /// List the secrets' names and the provider of each; never values.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove secret NAME from the file provider.
+    Rm {
+        /// The secret's name.
+        name: String,
     },
 }
 
@@ -201,6 +228,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: PluginsCommand::List { json },
         } => {
             inspect::list_plugins(&*PluginHost::start(config?).await?, json)?;
+        }
+        Command::Secrets { command } => {
+            let config = config?;
+            return match command {
+                SecretsCommand::Set { name } => secrets::set(&config, &name),
+                SecretsCommand::List { json } => secrets::list(&config, json),
+                SecretsCommand::Rm { name } => secrets::remove(&config, &name),
+            };
         }
         Command::Tools { json } => inspect::list_tools(&*PluginHost::start(config?).await?, json)?,
         Command::Call { tool, args } => {

@@ -18,6 +18,17 @@ pub trait CallSink: Send + Sync {
     -> BoxFuture<'_, ()>;
     /// Whether the caller gave up on this call.
     fn cancelled(&self) -> bool;
+    /// Resolves when the caller gives up on this call (never, for a caller
+    /// that cannot). The default checks [`CallSink::cancelled`] every
+    /// 100 ms; a sink that is told at once overrides it.
+    fn until_cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+            while !self.cancelled() {
+                tick.tick().await;
+            }
+        })
+    }
     /// Ask the user; `schema` is the requested JSON Schema.
     fn elicit(
         &self,
@@ -39,6 +50,10 @@ impl CallSink for Unattended {
     }
     fn cancelled(&self) -> bool {
         false
+    }
+
+    fn until_cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
     }
     fn elicit(
         &self,

@@ -92,6 +92,8 @@ pub struct Registry {
     plugins: BTreeMap<String, Arc<Plugin>>,
     tools: BTreeMap<String, Arc<RegisteredTool>>,
     failures: Vec<LoadFailure>,
+    /// How many of `failures` are plugins' (the rest are host tools').
+    plugin_failures: usize,
 }
 
 /// Whether `name` is a valid MCP tool name for berth.
@@ -141,6 +143,31 @@ impl Registry {
     /// that collides is left out and reported under its set.
     pub fn build(
         plugins: Vec<Plugin>,
+        failures: Vec<LoadFailure>,
+        filter: &ToolFilter,
+        host_sets: &[Arc<dyn HostToolSet>],
+    ) -> Registry {
+        Self::build_from(
+            plugins.into_iter().map(Arc::new).collect(),
+            failures,
+            filter,
+            host_sets,
+        )
+    }
+
+    /// This registry's plugins with the host sets' tools asked for again
+    /// (an upstream server came or went); no plugin is loaded again.
+    pub fn rebuild(&self, filter: &ToolFilter, host_sets: &[Arc<dyn HostToolSet>]) -> Registry {
+        Self::build_from(
+            self.plugins.values().cloned().collect(),
+            self.failures[..self.plugin_failures].to_vec(),
+            filter,
+            host_sets,
+        )
+    }
+
+    fn build_from(
+        plugins: Vec<Arc<Plugin>>,
         mut failures: Vec<LoadFailure>,
         filter: &ToolFilter,
         host_sets: &[Arc<dyn HostToolSet>],
@@ -153,6 +180,7 @@ impl Registry {
                 Err(reason) => failures.push(LoadFailure { origin, reason }),
             }
         }
+        let plugin_failures = failures.len();
         let loaded: Vec<Arc<Plugin>> = registry.plugins.values().cloned().collect();
         for set in host_sets {
             let owner = Owner::Host(set.clone());
@@ -167,6 +195,7 @@ impl Registry {
             }
         }
         registry.failures = failures;
+        registry.plugin_failures = plugin_failures;
         registry
     }
 
@@ -176,7 +205,7 @@ impl Registry {
         }
     }
 
-    fn admit(&mut self, plugin: Plugin, filter: &ToolFilter) -> Result<(), String> {
+    fn admit(&mut self, plugin: Arc<Plugin>, filter: &ToolFilter) -> Result<(), String> {
         let name = plugin.name().to_string();
         if let Some(existing) = self.plugins.get(&name) {
             return Err(format!(
@@ -184,7 +213,6 @@ impl Registry {
                 existing.origin
             ));
         }
-        let plugin = Arc::new(plugin);
         let owner = Owner::Plugin(plugin.clone());
         let admitted = self.check(&owner, plugin.tools.clone(), filter)?;
         self.insert(admitted);
@@ -283,9 +311,14 @@ impl Registry {
         self.plugins.values()
     }
 
-    /// What failed to load.
+    /// What failed to load: plugins first, then host tools.
     pub fn failures(&self) -> &[LoadFailure] {
         &self.failures
+    }
+
+    /// How many of [`Registry::failures`] are plugins'.
+    pub fn plugin_failures(&self) -> usize {
+        self.plugin_failures
     }
 }
 

@@ -154,6 +154,10 @@ impl CallSink for McpCall {
         self.cancel.is_cancelled()
     }
 
+    fn until_cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.cancel.cancelled())
+    }
+
     fn elicit(
         &self,
         message: String,

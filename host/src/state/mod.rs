@@ -5,6 +5,7 @@
 
 pub mod audit;
 mod integrity;
+pub mod secrets;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -111,7 +111,10 @@ async def perform(client, recorder, op, earlier):
             outcome = await call(client, recorder, op)
             value = (outcome.get("result") or {}).get("structuredContent")
             for part in op["field"].split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+                if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                    value = value[int(part)]
+                else:
+                    value = value.get(part) if isinstance(value, dict) else None
             if value == op["equals"]:
                 return {**outcome, "attempts": attempt}
             await asyncio.sleep(op.get("delay", 0.25))

@@ -1,0 +1,312 @@
+//! The gateway: upstream MCP servers whose tools berth serves as its own,
+//! as `SERVER__tool`, with the same validation, filters, audit and limits
+//! as every tool. Servers come from `[servers.NAME]` in berth.toml; the
+//! agent sees them with `list_servers` and attaches or detaches them with
+//! `attach_server` / `detach_server`.
+
+pub mod client;
+pub mod config;
+pub mod connect;
+pub mod convert;
+pub mod names;
+pub mod sse;
+pub mod upstream;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use crate::contract::bindings::types::{Content, Error as WitError, Tool, ToolHints, ToolOutput};
+use crate::contract::error::CallError;
+use crate::contract::sink::CallSink;
+use crate::runtime::host_tool::HostToolSet;
+use crate::runtime::limits::LimitsConfig;
+use crate::runtime::plugin::Plugin;
+use crate::runtime::registry::Registry;
+use config::{AttachMode, ServerConfig};
+use connect::Connector;
+use upstream::{Source, Upstream};
+
+/// Lists the upstream servers.
+pub const LIST_TOOL: &str = "list_servers";
+/// Connects a configured server.
+pub const ATTACH_TOOL: &str = "attach_server";
+/// Disconnects a server and removes its tools.
+pub const DETACH_TOOL: &str = "detach_server";
+/// Seconds a server has for its handshake unless its entry says otherwise.
+const DEFAULT_INIT_TIMEOUT_SECS: u64 = 30;
+
+/// The upstream servers berth knows and the ones it is attached to.
+pub struct Gateway {
+    connector: Arc<Connector>,
+    configured: BTreeMap<String, ServerConfig>,
+    attached: RwLock<BTreeMap<String, Arc<Upstream>>>,
+    changes: tokio::sync::watch::Sender<u64>,
+    limits: LimitsConfig,
+}
+
+impl Gateway {
+    /// A gateway over the `[servers]` entries `configured`; nothing is
+    /// connected until [`Gateway::start`].
+    pub fn new(
+        connector: Connector,
+        configured: BTreeMap<String, ServerConfig>,
+        limits: LimitsConfig,
+    ) -> Self {
+        Self {
+            connector: Arc::new(connector),
+            configured,
+            attached: RwLock::default(),
+            changes: tokio::sync::watch::channel(0).0,
+            limits,
+        }
+    }
+
+    /// Changes whenever an upstream's tools or connection change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Attach every configured server whose entry says `attach = "start"`;
+    /// an entry that is not valid is logged and left out.
+    pub fn start(&self) {
+        for (name, entry) in &self.configured {
+            if entry.attach == AttachMode::Start
+                && let Err(err) = self.attach_configured(name)
+            {
+                tracing::error!(server = %name, "not attached: {err}");
+            }
+        }
+    }
+
+    /// Detach every server (for a berth about to exit).
+    pub fn stop(&self) {
+        let attached =
+            std::mem::take(&mut *self.attached.write().unwrap_or_else(|e| e.into_inner()));
+        for upstream in attached.values() {
+            upstream.stop();
+        }
+    }
+
+    fn attach_configured(&self, name: &str) -> Result<Arc<Upstream>, WitError> {
+        let entry = self.configured.get(name).ok_or_else(|| {
+            WitError::NotFound(format!(
+                "server `{name}` is not configured; configured servers: {}",
+                self.configured
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let endpoint = entry
+            .endpoint(name)
+            .map_err(|e| WitError::InvalidInput(e.to_string()))?;
+        let mut attached = self.attached.write().unwrap_or_else(|e| e.into_inner());
+        if attached.contains_key(name) {
+            return Err(WitError::InvalidInput(format!(
+                "server `{name}` is already attached; detach it first"
+            )));
+        }
+        let upstream = Upstream::new(
+            name,
+            Source::Config,
+            endpoint,
+            entry.tools.clone(),
+            Duration::from_secs(entry.init_timeout_secs.unwrap_or(DEFAULT_INIT_TIMEOUT_SECS)),
+        );
+        let changes = self.changes.clone();
+        upstream.start(
+            self.connector.clone(),
+            Arc::new(move || changes.send_modify(|g| *g += 1)),
+        );
+        attached.insert(name.to_string(), upstream.clone());
+        drop(attached);
+        self.changes.send_modify(|g| *g += 1);
+        Ok(upstream)
+    }
+
+    fn detach(&self, name: &str) -> Result<(), WitError> {
+        let removed = self
+            .attached
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        match removed {
+            Some(upstream) => {
+                upstream.stop();
+                self.changes.send_modify(|g| *g += 1);
+                Ok(())
+            }
+            None => Err(WitError::NotFound(format!(
+                "server `{name}` is not attached; list_servers shows the attached ones"
+            ))),
+        }
+    }
+
+    fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.attached
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn list(&self) -> ToolOutput {
+        let attached: Vec<upstream::Summary> = self
+            .attached
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|u| u.summary())
+            .collect();
+        let detached: Vec<&String> = self
+            .configured
+            .keys()
+            .filter(|name| !attached.iter().any(|a| &a.name == *name))
+            .collect();
+        let mut lines: Vec<String> = attached
+            .iter()
+            .map(|s| {
+                let mut line = format!(
+                    "{} ({}, {}): {} tools",
+                    s.name,
+                    s.transport,
+                    serde_json::to_value(s.phase)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or(""),
+                    s.tools.len()
+                );
+                if let Some(err) = &s.last_error {
+                    line.push_str(&format!("; last error: {err}"));
+                }
+                line
+            })
+            .collect();
+        lines.extend(
+            detached
+                .iter()
+                .map(|n| format!("{n} (configured, not attached)")),
+        );
+        if lines.is_empty() {
+            lines.push("no servers configured; add [servers.NAME] to berth.toml".into());
+        }
+        ToolOutput {
+            content: vec![Content::Text(lines.join("\n"))],
+            structured: Some(json!({"servers": attached, "detached": detached}).to_string()),
+            is_error: false,
+        }
+    }
+}
+
+fn name_argument(arguments: &Value) -> &str {
+    arguments
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The gateway's own tools.
+fn own_tools() -> Vec<Tool> {
+    let name = json!({
+        "type": "object",
+        "properties": {"name": {"type": "string", "description": "The server's name (the prefix of its tools)."}},
+        "required": ["name"],
+        "additionalProperties": false
+    })
+    .to_string();
+    vec![
+        Tool {
+            name: LIST_TOOL.into(),
+            title: Some("List upstream MCP servers".into()),
+            description: "List the MCP servers whose tools berth serves as SERVER__tool: how each is reached, whether it is connected, its tools and its last error; and the configured servers not attached.".into(),
+            input_schema: json!({"type": "object", "properties": {}, "additionalProperties": false}).to_string(),
+            output_schema: None,
+            hints: ToolHints::READ_ONLY | ToolHints::IDEMPOTENT,
+        },
+        Tool {
+            name: ATTACH_TOOL.into(),
+            title: Some("Attach an MCP server".into()),
+            description: "Connect a server configured in berth.toml ([servers.NAME]); its tools join this server's as NAME__tool, and clients are told the tool list changed.".into(),
+            input_schema: name.clone(),
+            output_schema: None,
+            hints: ToolHints::OPEN_WORLD,
+        },
+        Tool {
+            name: DETACH_TOOL.into(),
+            title: Some("Detach an MCP server".into()),
+            description: "Disconnect a server (stopping its process when berth started one) and remove its tools.".into(),
+            input_schema: name,
+            output_schema: None,
+            hints: ToolHints::DESTRUCTIVE | ToolHints::IDEMPOTENT,
+        },
+    ]
+}
+
+fn text(message: String) -> ToolOutput {
+    ToolOutput {
+        content: vec![Content::Text(message)],
+        structured: None,
+        is_error: false,
+    }
+}
+
+impl HostToolSet for Gateway {
+    fn name(&self) -> &'static str {
+        "gateway"
+    }
+
+    fn tools(&self, _: &[Arc<Plugin>]) -> Vec<Tool> {
+        let mut tools = own_tools();
+        for upstream in self
+            .attached
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            tools.extend(upstream.tools());
+        }
+        tools
+    }
+
+    fn call<'a>(
+        &'a self,
+        tool: &'a str,
+        arguments: Value,
+        _: Arc<Registry>,
+        sink: Arc<dyn CallSink>,
+    ) -> BoxFuture<'a, Result<ToolOutput, CallError>> {
+        Box::pin(async move {
+            match tool {
+                LIST_TOOL => Ok(self.list()),
+                ATTACH_TOOL => {
+                    let name = name_argument(&arguments);
+                    self.attach_configured(name).map_err(CallError::Plugin)?;
+                    Ok(text(format!(
+                        "attaching server `{name}`; its tools appear as {name}__* once it is connected (list_servers shows its state)"
+                    )))
+                }
+                DETACH_TOOL => {
+                    let name = name_argument(&arguments);
+                    self.detach(name).map_err(CallError::Plugin)?;
+                    Ok(text(format!(
+                        "server `{name}` detached; its tools are gone"
+                    )))
+                }
+                served => {
+                    let server = served.split_once(names::SEPARATOR).map(|(s, _)| s);
+                    let upstream = server.and_then(|s| self.upstream(s)).ok_or_else(|| {
+                        CallError::Plugin(WitError::Unavailable(format!(
+                            "`{served}` belongs to a server that was detached"
+                        )))
+                    })?;
+                    upstream.call(served, arguments, sink, &self.limits).await
+                }
+            }
+        })
+    }
+}
