@@ -137,6 +137,11 @@ macro_rules! workloads_adapter {
             -> ::std::result::Result<::std::vec::Vec<$crate::WorkloadStatus>, $crate::Error> {
                 <$plugin as $crate::Backend>::list()
             }
+            fn attach(
+                name: ::std::string::String,
+            ) -> ::std::result::Result<$crate::StdioLink, $crate::Error> {
+                <$plugin as $crate::Backend>::attach(name)
+            }
         }
     };
 }

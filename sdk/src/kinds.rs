@@ -3,7 +3,7 @@
 
 use crate::{
     Error, ExecRequest, ProcessOutput, Result, RunPlan, RunnerInfo, SandboxSpec, Snippet,
-    TemplateInfo, Toolbox, Workload, WorkloadStatus,
+    StdioLink, TemplateInfo, Toolbox, Workload, WorkloadStatus,
 };
 
 /// Every plugin: a description and its own tools. Both have defaults, so a
@@ -119,6 +119,14 @@ pub trait Backend: Plugin {
     /// Every workload this backend runs for berth.
     fn list() -> Result<Vec<WorkloadStatus>> {
         Err(unsupported("workloads"))
+    }
+
+    /// How the host reaches the stdio of MCP server workload `name`
+    /// (running, and this deployment's); `unavailable` while it is not
+    /// running.
+    fn attach(name: String) -> Result<StdioLink> {
+        let _ = name;
+        Err(unsupported("attaching to workloads"))
     }
 }
 

@@ -76,8 +76,8 @@ pub use bindings::berth::plugin::runner_types::{Environment, RunPlan, RunnerInfo
 
 /// Workloads, sandboxes and templates (`berth:plugin/workload-types`).
 pub use bindings::berth::plugin::workload_types::{
-    ExecRequest, HealthCheck, McpTransport, Mount, Port, Resources, SandboxSpec, TemplateInfo,
-    Workload, WorkloadStatus,
+    ExecRequest, HealthCheck, McpTransport, Mount, Port, Resources, SandboxSpec, StdioLink,
+    TemplateInfo, Workload, WorkloadStatus,
 };
 
 /// Log severities for [`log`].

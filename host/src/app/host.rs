@@ -136,6 +136,7 @@ impl PluginHost {
                 runs: runs.clone(),
                 process: config.process.clone(),
                 servers_root: config.data_dir.join("servers"),
+                registry: std::sync::OnceLock::new(),
             },
             config.servers.clone(),
             config.limits,
@@ -147,7 +148,7 @@ impl PluginHost {
                 runs.kept_sandboxes.clone(),
                 config.runs.clone(),
             )),
-            Arc::new(TemplateTools),
+            Arc::new(TemplateTools::new(Some(gateway.clone()))),
             gateway.clone(),
         ];
         let host = Arc::new(Self {
@@ -171,8 +172,21 @@ impl PluginHost {
     }
 
     /// Rebuild the registry whenever an upstream server's tools change,
-    /// for as long as the host lives.
+    /// for as long as the host lives; give the gateway the registry's
+    /// backends to attach to workloads.
     fn follow_gateway(self: &Arc<Self>) {
+        let (for_registry, for_refresh) = (Arc::downgrade(self), Arc::downgrade(self));
+        self.gateway.join_host(
+            Box::new(move || for_registry.upgrade().map(|host| host.registry())),
+            Box::new(move || {
+                let host = for_refresh.upgrade();
+                Box::pin(async move {
+                    if let Some(host) = host {
+                        host.refresh().await;
+                    }
+                })
+            }),
+        );
         let mut changes = self.gateway.subscribe();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {

@@ -23,6 +23,17 @@ pub enum HttpTransport {
     Sse,
 }
 
+/// How a workload speaks MCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadTransport {
+    /// Its main process's stdin and stdout, reached through the backend's
+    /// attach command.
+    Stdio,
+    /// Streamable HTTP at `/mcp` on its first endpoint.
+    Http,
+}
+
 /// When berth connects to a configured server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -79,6 +90,15 @@ pub enum Endpoint {
         network: bool,
         /// Directories it may read.
         read_only: Vec<std::path::PathBuf>,
+    },
+    /// A workload a backend runs (deployed from a template).
+    Workload {
+        /// The backend plugin.
+        backend: String,
+        /// The workload's name.
+        workload: String,
+        /// How the workload speaks MCP.
+        transport: WorkloadTransport,
     },
     /// A remote server.
     Url {

@@ -1,11 +1,11 @@
 //! Opening one upstream connection: resolve the endpoint's secrets, start
-//! the process or reach the URL, and run the MCP handshake within the
-//! server's time limit. A connection that fails leaves nothing running.
+//! the process, attach to the workload or reach the URL, and run the MCP
+//! handshake within the server's time limit. A connection that fails
+//! leaves nothing running.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,22 +16,28 @@ use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::client::Handler;
-use super::config::{Endpoint, HttpTransport};
+use super::config::{Endpoint, HttpTransport, WorkloadTransport};
+use super::process::{self, Launch, ProcessGuard, Started};
 use super::sse::SseTransport;
+use crate::contract::bindings::shared::berth::plugin::workload_types::StdioLink;
+use crate::contract::error::CallError;
+use crate::contract::sink::Unattended;
 use crate::runs::RunServices;
+use crate::runtime::registry::Registry;
 use crate::state::secrets::{Redactor, Secret, SecretStore};
 use crate::sys::isolation::View;
-use crate::sys::process::{ProcessConfig, base_env, resolve_program};
+use crate::sys::process::ProcessConfig;
 
 /// Largest message berth reads from an upstream. A result this large is
 /// read and then refused with the output cap; beyond it the message is
 /// dropped unread.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-/// Lines of a local server's stderr kept to explain a failed start.
-const STDERR_TAIL: usize = 20;
+
+/// The current registry, from the host above this layer; `None` once the
+/// host is gone.
+pub type RegistrySource = Box<dyn Fn() -> Option<Arc<Registry>> + Send + Sync>;
 
 /// What connecting needs from the host.
 pub struct Connector {
@@ -39,46 +45,19 @@ pub struct Connector {
     pub secrets: SecretStore,
     /// Run services, for the isolation local servers run in.
     pub runs: Arc<RunServices>,
-    /// The environment allow-list local servers start from.
+    /// The environment allow-list processes start from.
     pub process: ProcessConfig,
-    /// Where local servers get their home directories.
+    /// Where servers' processes get their home directories.
     pub servers_root: PathBuf,
-}
-
-/// A local server's process group, killed when the connection is dropped.
-pub struct ProcessGuard {
-    child: tokio::process::Child,
-    /// The last lines the server wrote to stderr.
-    pub stderr: Arc<Mutex<VecDeque<String>>>,
-}
-
-impl ProcessGuard {
-    /// Its stderr's last lines, joined.
-    pub fn stderr_tail(&self) -> String {
-        let lines = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for ProcessGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // The server may have started children of its own (npx starts
-            // node); the whole group goes.
-            // SAFETY: killpg has no memory effects; the group is the one
-            // the child leads (process_group(0)).
-            unsafe {
-                libc::killpg(pid as i32, libc::SIGKILL);
-            }
-        }
-    }
+    /// Where backends are found, for workload upstreams.
+    pub registry: OnceLock<RegistrySource>,
 }
 
 /// A live connection to an upstream.
 pub struct Connection {
     /// The MCP session.
     pub service: RunningService<RoleClient, Handler>,
-    /// The local process, when the server is one.
+    /// The process berth runs for it (the server, or the attach command).
     pub process: Option<ProcessGuard>,
 }
 
@@ -90,12 +69,30 @@ pub struct Resolved {
     pub redactor: Arc<Redactor>,
 }
 
+/// Either protocol era: `server/discover` first, `initialize` for a server
+/// that does not know it.
+fn either_era() -> ClientLifecycleMode {
+    ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::V_2025_11_25),
+    }
+}
+
+fn call_error(err: CallError) -> String {
+    match err {
+        CallError::Plugin(inner) => crate::contract::error::describe_wit_error(&inner)
+            .1
+            .to_string(),
+        other => other.to_string(),
+    }
+}
+
 impl Connector {
     /// `endpoint` with every `${secret:NAME}` replaced, or the error naming
     /// the first secret that is missing.
     pub fn resolve(&self, endpoint: &Endpoint) -> Result<Resolved, String> {
         let mut used: Vec<Secret> = Vec::new();
-        let mut expand = |map: &std::collections::BTreeMap<String, String>| {
+        let mut expand = |map: &BTreeMap<String, String>| {
             map.iter()
                 .map(|(k, v)| {
                     let (value, secrets) = self.secrets.expand(v).map_err(|e| e.to_string())?;
@@ -125,6 +122,7 @@ impl Connector {
                 transport: *transport,
                 headers: expand(headers)?,
             },
+            Endpoint::Workload { .. } => endpoint.clone(),
         };
         Ok(Resolved {
             endpoint,
@@ -141,12 +139,7 @@ impl Connector {
         handler: Handler,
         init_timeout: Duration,
     ) -> Result<Connection, String> {
-        // Either era: `server/discover` first, `initialize` for a server
-        // that does not know it.
-        let lifecycle = ClientLifecycleMode::Auto {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            legacy_version: Some(ProtocolVersion::V_2025_11_25),
-        };
+        let redactor = &resolved.redactor;
         match &resolved.endpoint {
             Endpoint::Command {
                 argv,
@@ -154,187 +147,202 @@ impl Connector {
                 network,
                 read_only,
             } => {
+                let isolation = self
+                    .runs
+                    .isolation(&self.process)
+                    .map_err(|e| crate::contract::error::describe_wit_error(&e).1.to_string())?;
                 let view = View {
                     writable: Vec::new(),
                     read_only: read_only.clone(),
                     network: *network,
                     nested_namespaces: false,
                 };
-                let (process, stdout, stdin) = self
-                    .spawn(name, argv, env, view, &resolved.redactor)
-                    .map_err(|e| format!("{e:#}"))?;
-                let transport = AsyncRwTransport::new_client(stdout, stdin)
-                    .with_max_line_length(MAX_MESSAGE_BYTES);
-                match tokio::time::timeout(
-                    init_timeout,
-                    handler.serve_with_lifecycle(transport, lifecycle),
-                )
-                .await
-                {
-                    Ok(Ok(service)) => Ok(Connection {
-                        service,
-                        process: Some(process),
-                    }),
-                    Ok(Err(err)) => Err(with_stderr(
-                        format!("`{}` failed the MCP handshake: {err}", argv[0]),
-                        &process,
-                    )),
-                    Err(_) => Err(with_stderr(
-                        format!(
-                            "`{}` did not answer the MCP handshake within {} s; it was stopped",
-                            argv[0],
-                            init_timeout.as_secs()
-                        ),
-                        &process,
-                    )),
-                }
+                let started = process::start(Launch {
+                    server: name,
+                    argv,
+                    env,
+                    home: self.servers_root.join(name),
+                    process: &self.process,
+                    confine: isolation.map(|i| (i, view)),
+                    redactor: redactor.clone(),
+                })
+                .map_err(|e| format!("{e:#}"))?;
+                over_stdio(&format!("`{}`", argv[0]), started, handler, init_timeout).await
             }
             Endpoint::Url {
                 url,
                 transport,
                 headers,
+            } => over_http(url, *transport, headers, handler, init_timeout)
+                .await
+                .map_err(|e| redactor.redact(&e)),
+            Endpoint::Workload {
+                backend,
+                workload,
+                transport,
             } => {
-                let client = http_client().map_err(|e| format!("{e:#}"))?;
-                let mut map = reqwest::header::HeaderMap::new();
-                for (k, v) in headers {
-                    let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
-                        .map_err(|e| format!("header `{k}`: {e}"))?;
-                    let mut value = reqwest::header::HeaderValue::from_str(v)
-                        .map_err(|_| format!("the value of header `{k}` is not valid in HTTP"))?;
-                    value.set_sensitive(true);
-                    map.insert(name, value);
-                }
-                let handshake = async {
-                    let outcome: Result<RunningService<RoleClient, Handler>, String> =
-                        match transport {
-                            HttpTransport::StreamableHttp => {
-                                let custom: HashMap<_, _> =
-                                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                                let config =
-                                    StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                                        .custom_headers(custom)
-                                        .max_sse_event_size(MAX_MESSAGE_BYTES);
-                                let transport =
-                                    StreamableHttpClientTransport::with_client(client, config);
-                                handler
-                                    .serve_with_lifecycle(transport, lifecycle)
-                                    .await
-                                    .map_err(|e| format!("{url} failed the MCP handshake: {e}"))
-                            }
-                            HttpTransport::Sse => {
-                                let transport =
-                                    SseTransport::connect(client, url, map, MAX_MESSAGE_BYTES)
-                                        .await?;
-                                // The legacy transport predates `server/discover`.
-                                handler
-                                    .serve_with_lifecycle(
-                                        transport,
-                                        ClientLifecycleMode::Initialize,
-                                    )
-                                    .await
-                                    .map_err(|e| format!("{url} failed the MCP handshake: {e}"))
-                            }
-                        };
-                    outcome
-                };
-                match tokio::time::timeout(init_timeout, handshake).await {
-                    Ok(Ok(service)) => Ok(Connection {
-                        service,
-                        process: None,
-                    }),
-                    Ok(Err(err)) => Err(resolved.redactor.redact(&err)),
-                    Err(_) => Err(format!(
-                        "{url} did not answer the MCP handshake within {} s",
-                        init_timeout.as_secs()
-                    )),
+                let registry = self
+                    .registry
+                    .get()
+                    .and_then(|source| source())
+                    .ok_or("berth is shutting down")?;
+                let backend = registry
+                    .backend(backend)
+                    .map_err(|e| crate::contract::error::describe_wit_error(&e).1.to_string())?;
+                let what = format!("workload `{workload}` on {}", backend.name());
+                match transport {
+                    WorkloadTransport::Http => {
+                        let status = backend
+                            .workload_status(workload, Arc::new(Unattended))
+                            .await
+                            .map_err(call_error)?;
+                        let endpoint = status
+                            .endpoints
+                            .first()
+                            .filter(|_| status.phase == "running")
+                            .ok_or_else(|| {
+                                format!("{what} is {} with no endpoint", status.phase)
+                            })?;
+                        let url = format!("http://{endpoint}/mcp");
+                        over_http(
+                            &url,
+                            HttpTransport::StreamableHttp,
+                            &BTreeMap::new(),
+                            handler,
+                            init_timeout,
+                        )
+                        .await
+                    }
+                    WorkloadTransport::Stdio => {
+                        let link = backend
+                            .workload_attach(workload, Arc::new(Unattended))
+                            .await
+                            .map_err(call_error)?;
+                        let StdioLink::Command(command) = link;
+                        if !backend.allows_program(&command.program) {
+                            return Err(format!(
+                                "backend `{}` asked berth to run `{}` to attach, which its policy does not grant",
+                                backend.name(),
+                                command.program
+                            ));
+                        }
+                        let argv: Vec<String> = std::iter::once(command.program.clone())
+                            .chain(command.args)
+                            .collect();
+                        let env: BTreeMap<String, String> = command.env.into_iter().collect();
+                        // The attach command reaches the backend's platform
+                        // (podman's socket, a cluster), as the backend's own
+                        // commands do: it is not confined.
+                        let started = process::start(Launch {
+                            server: name,
+                            argv: &argv,
+                            env: &env,
+                            home: self.servers_root.join(name),
+                            process: &self.process,
+                            confine: None,
+                            redactor: redactor.clone(),
+                        })
+                        .map_err(|e| format!("{e:#}"))?;
+                        over_stdio(&what, started, handler, init_timeout).await
+                    }
                 }
             }
         }
     }
+}
 
-    /// Start a local server in its own process group, confined like a
-    /// snippet when this host can, with its home under the data directory.
-    fn spawn(
-        &self,
-        name: &str,
-        argv: &[String],
-        env: &std::collections::BTreeMap<String, String>,
-        mut view: View,
-        redactor: &Arc<Redactor>,
-    ) -> anyhow::Result<(
-        ProcessGuard,
-        tokio::process::ChildStdout,
-        tokio::process::ChildStdin,
-    )> {
-        let home = self.servers_root.join(name);
-        std::fs::create_dir_all(&home)
-            .with_context(|| format!("creating the server's home {}", home.display()))?;
-        let mut vars = base_env(&self.process, &home);
-        vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let path = vars
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_str());
-        let program = resolve_program(&argv[0], path).with_context(|| {
+/// The MCP handshake over a started process's stdio; on failure the
+/// process is killed and its stderr quoted.
+async fn over_stdio(
+    what: &str,
+    started: Started,
+    handler: Handler,
+    init_timeout: Duration,
+) -> Result<Connection, String> {
+    let Started {
+        guard,
+        stdout,
+        stdin,
+    } = started;
+    let transport =
+        AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(MAX_MESSAGE_BYTES);
+    match tokio::time::timeout(
+        init_timeout,
+        handler.serve_with_lifecycle(transport, either_era()),
+    )
+    .await
+    {
+        Ok(Ok(service)) => Ok(Connection {
+            service,
+            process: Some(guard),
+        }),
+        Ok(Err(err)) => Err(process::with_stderr(
+            format!("{what} failed the MCP handshake: {err}"),
+            &guard,
+        )),
+        Err(_) => Err(process::with_stderr(
             format!(
-                "`{}` is not an absolute path or a program on PATH ({})",
-                argv[0],
-                path.unwrap_or("unset")
-            )
-        })?;
-        let args = argv[1..].to_vec();
-        let (program, args) =
-            match self.runs.isolation(&self.process).map_err(|e| {
-                anyhow::anyhow!("{}", crate::contract::error::describe_wit_error(&e).1)
-            })? {
-                Some(isolation) => {
-                    view.writable.push(home.clone());
-                    isolation.wrap(&program, &args, &home, &view, None)
-                }
-                None => (program, args),
-            };
-        let mut child = tokio::process::Command::new(&program)
-            .args(&args)
-            .env_clear()
-            .envs(vars)
-            .current_dir(&home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", program.display()))?;
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(err) = child.stderr.take() {
-            let tail = stderr.clone();
-            let server = name.to_string();
-            let redactor = redactor.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let line = redactor.redact(&line);
-                    tracing::info!(target: "berth::upstream", server = %server, "{line}");
-                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    if tail.len() == STDERR_TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            });
-        }
-        let stdout = child.stdout.take().context("the server's stdout")?;
-        let stdin = child.stdin.take().context("the server's stdin")?;
-        Ok((ProcessGuard { child, stderr }, stdout, stdin))
+                "{what} did not answer the MCP handshake within {} s; it was stopped",
+                init_timeout.as_secs()
+            ),
+            &guard,
+        )),
     }
 }
 
-fn with_stderr(message: String, process: &ProcessGuard) -> String {
-    let tail = process.stderr_tail();
-    if tail.is_empty() {
-        message
-    } else {
-        format!("{message}; its stderr ended with:\n{tail}")
+/// The MCP handshake with a server at `url`.
+async fn over_http(
+    url: &str,
+    transport: HttpTransport,
+    headers: &BTreeMap<String, String>,
+    handler: Handler,
+    init_timeout: Duration,
+) -> Result<Connection, String> {
+    let client = http_client().map_err(|e| format!("{e:#}"))?;
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| format!("header `{k}`: {e}"))?;
+        let mut value = reqwest::header::HeaderValue::from_str(v)
+            .map_err(|_| format!("the value of header `{k}` is not valid in HTTP"))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    let handshake = async {
+        let outcome: Result<RunningService<RoleClient, Handler>, String> = match transport {
+            HttpTransport::StreamableHttp => {
+                let custom: HashMap<_, _> =
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let config = StreamableHttpClientTransportConfig::with_uri(url)
+                    .custom_headers(custom)
+                    .max_sse_event_size(MAX_MESSAGE_BYTES);
+                let transport = StreamableHttpClientTransport::with_client(client, config);
+                handler
+                    .serve_with_lifecycle(transport, either_era())
+                    .await
+                    .map_err(|e| format!("{url} failed the MCP handshake: {e}"))
+            }
+            HttpTransport::Sse => {
+                let transport = SseTransport::connect(client, url, map, MAX_MESSAGE_BYTES).await?;
+                // The legacy transport predates `server/discover`.
+                handler
+                    .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+                    .await
+                    .map_err(|e| format!("{url} failed the MCP handshake: {e}"))
+            }
+        };
+        outcome
+    };
+    match tokio::time::timeout(init_timeout, handshake).await {
+        Ok(Ok(service)) => Ok(Connection {
+            service,
+            process: None,
+        }),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(format!(
+            "{url} did not answer the MCP handshake within {} s",
+            init_timeout.as_secs()
+        )),
     }
 }
 

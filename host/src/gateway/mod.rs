@@ -9,6 +9,7 @@ pub mod config;
 pub mod connect;
 pub mod convert;
 pub mod names;
+pub mod process;
 pub mod sse;
 pub mod upstream;
 
@@ -22,11 +23,13 @@ use serde_json::{Value, json};
 use crate::contract::bindings::types::{Content, Error as WitError, Tool, ToolHints, ToolOutput};
 use crate::contract::error::CallError;
 use crate::contract::sink::CallSink;
+use crate::host_tools::templates::Attacher;
+use crate::runtime::filter::ToolFilter;
 use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::limits::LimitsConfig;
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::Registry;
-use config::{AttachMode, ServerConfig};
+use config::{AttachMode, ServerConfig, WorkloadTransport};
 use connect::Connector;
 use upstream::{Source, Upstream};
 
@@ -45,8 +48,12 @@ pub struct Gateway {
     configured: BTreeMap<String, ServerConfig>,
     attached: RwLock<BTreeMap<String, Arc<Upstream>>>,
     changes: tokio::sync::watch::Sender<u64>,
+    refresh: std::sync::OnceLock<RefreshHook>,
     limits: LimitsConfig,
 }
+
+/// Rebuilds the owning host's tool set.
+pub type RefreshHook = Box<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 impl Gateway {
     /// A gateway over the `[servers]` entries `configured`; nothing is
@@ -61,7 +68,24 @@ impl Gateway {
             configured,
             attached: RwLock::default(),
             changes: tokio::sync::watch::channel(0).0,
+            refresh: std::sync::OnceLock::new(),
             limits,
+        }
+    }
+
+    /// Join the host that owns this gateway: `registry` finds backends for
+    /// workload upstreams, `refresh` rebuilds the host's tool set (awaited
+    /// by attach and detach, so their answer is already true of
+    /// tools/list). Set once.
+    pub fn join_host(&self, registry: connect::RegistrySource, refresh: RefreshHook) {
+        let _ = self.connector.registry.set(registry);
+        let _ = self.refresh.set(refresh);
+    }
+
+    /// Rebuild the host's tool set now, when a host has joined.
+    async fn refresh_host(&self) {
+        if let Some(refresh) = self.refresh.get() {
+            refresh().await;
         }
     }
 
@@ -91,7 +115,7 @@ impl Gateway {
         }
     }
 
-    fn attach_configured(&self, name: &str) -> Result<Arc<Upstream>, WitError> {
+    fn attach_configured(&self, name: &str) -> Result<(), WitError> {
         let entry = self.configured.get(name).ok_or_else(|| {
             WitError::NotFound(format!(
                 "server `{name}` is not configured; configured servers: {}",
@@ -105,28 +129,81 @@ impl Gateway {
         let endpoint = entry
             .endpoint(name)
             .map_err(|e| WitError::InvalidInput(e.to_string()))?;
-        let mut attached = self.attached.write().unwrap_or_else(|e| e.into_inner());
-        if attached.contains_key(name) {
-            return Err(WitError::InvalidInput(format!(
-                "server `{name}` is already attached; detach it first"
-            )));
-        }
-        let upstream = Upstream::new(
+        self.attach(Upstream::new(
             name,
             Source::Config,
             endpoint,
             entry.tools.clone(),
             Duration::from_secs(entry.init_timeout_secs.unwrap_or(DEFAULT_INIT_TIMEOUT_SECS)),
-        );
+        ))
+    }
+
+    /// Attach workload `workload` of `backend` as server `server`.
+    pub fn attach_workload(
+        &self,
+        server: &str,
+        backend: &str,
+        workload: &str,
+        transport: WorkloadTransport,
+    ) -> Result<(), WitError> {
+        self.check_new_name(server)?;
+        let endpoint = config::Endpoint::Workload {
+            backend: backend.to_string(),
+            workload: workload.to_string(),
+            transport,
+        };
+        self.attach(Upstream::new(
+            server,
+            Source::Template {
+                backend: backend.to_string(),
+                workload: workload.to_string(),
+            },
+            endpoint,
+            ToolFilter::default(),
+            Duration::from_secs(DEFAULT_INIT_TIMEOUT_SECS),
+        ))
+    }
+
+    /// Whether an agent may attach a new server called `server`.
+    fn check_new_name(&self, server: &str) -> Result<(), WitError> {
+        if !config::is_valid_server_name(server) {
+            return Err(WitError::InvalidInput(
+                config::ServerConfigError::Name(server.to_string()).to_string(),
+            ));
+        }
+        // A configured name is the operator's; an agent may not shadow it.
+        if self.configured.contains_key(server) {
+            return Err(WitError::InvalidInput(format!(
+                "server name `{server}` belongs to a [servers.{server}] entry of berth.toml; pick another"
+            )));
+        }
+        if self.upstream(server).is_some() {
+            return Err(WitError::InvalidInput(format!(
+                "server `{server}` is already attached; detach it first or pick another name"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Start keeping `upstream` connected and serve its tools; refused when
+    /// its name is taken.
+    fn attach(&self, upstream: Arc<Upstream>) -> Result<(), WitError> {
+        let name = upstream.name().to_string();
+        let mut attached = self.attached.write().unwrap_or_else(|e| e.into_inner());
+        if attached.contains_key(&name) {
+            return Err(WitError::InvalidInput(format!(
+                "server `{name}` is already attached; detach it first"
+            )));
+        }
         let changes = self.changes.clone();
         upstream.start(
             self.connector.clone(),
             Arc::new(move || changes.send_modify(|g| *g += 1)),
         );
-        attached.insert(name.to_string(), upstream.clone());
+        attached.insert(name, upstream);
         drop(attached);
         self.changes.send_modify(|g| *g += 1);
-        Ok(upstream)
+        Ok(())
     }
 
     fn detach(&self, name: &str) -> Result<(), WitError> {
@@ -231,8 +308,20 @@ fn own_tools() -> Vec<Tool> {
         Tool {
             name: ATTACH_TOOL.into(),
             title: Some("Attach an MCP server".into()),
-            description: "Connect a server configured in berth.toml ([servers.NAME]); its tools join this server's as NAME__tool, and clients are told the tool list changed.".into(),
-            input_schema: name.clone(),
+            description: "Connect an MCP server: one configured in berth.toml ([servers.NAME]), or, with `backend` and `workload`, a running workload deployed from an MCP-server template. Its tools join this server's as NAME__tool, and clients are told the tool list changed.".into(),
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "The server's name (the prefix of its tools): a configured one, or a new one (1-24 of a-z, 0-9, '-') for a workload."},
+                    "backend": {"type": "string", "description": "The backend running the workload, e.g. `podman`."},
+                    "workload": {"type": "string", "description": "The workload's name, as deploy_template reported it."},
+                    "transport": {"type": "string", "enum": ["stdio", "http"], "default": "stdio", "description": "How the workload speaks MCP."}
+                },
+                "required": ["name"],
+                "dependentRequired": {"backend": ["workload"], "workload": ["backend"]},
+                "additionalProperties": false
+            })
+            .to_string(),
             output_schema: None,
             hints: ToolHints::OPEN_WORLD,
         },
@@ -245,6 +334,27 @@ fn own_tools() -> Vec<Tool> {
             hints: ToolHints::DESTRUCTIVE | ToolHints::IDEMPOTENT,
         },
     ]
+}
+
+impl Attacher for Gateway {
+    fn check(&self, server: &str) -> Result<(), WitError> {
+        self.check_new_name(server)
+    }
+
+    fn attach(
+        &self,
+        server: &str,
+        backend: &str,
+        workload: &str,
+        stdio: bool,
+    ) -> Result<(), WitError> {
+        let transport = if stdio {
+            WorkloadTransport::Stdio
+        } else {
+            WorkloadTransport::Http
+        };
+        self.attach_workload(server, backend, workload, transport)
+    }
 }
 
 fn text(message: String) -> ToolOutput {
@@ -285,7 +395,19 @@ impl HostToolSet for Gateway {
                 LIST_TOOL => Ok(self.list()),
                 ATTACH_TOOL => {
                     let name = name_argument(&arguments);
-                    self.attach_configured(name).map_err(CallError::Plugin)?;
+                    let text_of = |key| arguments.get(key).and_then(Value::as_str);
+                    match (text_of("backend"), text_of("workload")) {
+                        (Some(backend), Some(workload)) => {
+                            let transport = match text_of("transport") {
+                                Some("http") => WorkloadTransport::Http,
+                                _ => WorkloadTransport::Stdio,
+                            };
+                            self.attach_workload(name, backend, workload, transport)
+                        }
+                        _ => self.attach_configured(name),
+                    }
+                    .map_err(CallError::Plugin)?;
+                    self.refresh_host().await;
                     Ok(text(format!(
                         "attaching server `{name}`; its tools appear as {name}__* once it is connected (list_servers shows its state)"
                     )))
@@ -293,6 +415,7 @@ impl HostToolSet for Gateway {
                 DETACH_TOOL => {
                     let name = name_argument(&arguments);
                     self.detach(name).map_err(CallError::Plugin)?;
+                    self.refresh_host().await;
                     Ok(text(format!(
                         "server `{name}` detached; its tools are gone"
                     )))

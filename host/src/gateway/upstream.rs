@@ -32,6 +32,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Time an upstream has to list its tools.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a connected upstream is pinged: an HTTP server that went
+/// away is noticed by the next request, and there may be none for a while.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Time an upstream has to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where an upstream's connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -85,6 +90,13 @@ struct State {
 pub enum Source {
     /// A `[servers.NAME]` entry.
     Config,
+    /// A workload deployed from a template.
+    Template {
+        /// The backend that runs it.
+        backend: String,
+        /// The workload's name.
+        workload: String,
+    },
 }
 
 /// An upstream and its supervisor.
@@ -97,6 +109,8 @@ pub struct Upstream {
     state: Mutex<State>,
     calls: Arc<Calls>,
     stop: CancellationToken,
+    /// Woken when a forwarded call finds the connection broken.
+    broken: Notify,
 }
 
 /// How `list_servers` shows an upstream.
@@ -147,6 +161,7 @@ impl Upstream {
             }),
             calls: Arc::default(),
             stop: CancellationToken::new(),
+            broken: Notify::new(),
         })
     }
 
@@ -173,6 +188,10 @@ impl Upstream {
             source: self.source.clone(),
             transport: match &self.endpoint {
                 Endpoint::Command { .. } => "stdio",
+                Endpoint::Workload { transport, .. } => match transport {
+                    super::config::WorkloadTransport::Stdio => "stdio (backend attach)",
+                    super::config::WorkloadTransport::Http => "streamable-http (workload)",
+                },
                 Endpoint::Url { transport, .. } => match transport {
                     super::config::HttpTransport::StreamableHttp => "streamable-http",
                     super::config::HttpTransport::Sse => "sse",
@@ -292,6 +311,8 @@ impl Upstream {
         };
         let process = connection.process;
         let mut closed = std::pin::pin!(connection.service.waiting());
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.tick().await;
         loop {
             let mut lost = false;
             let next = async {
@@ -314,6 +335,8 @@ impl Upstream {
                     });
                 }
                 () = tools_changed.notified() => self.relist(&peer, changed).await?,
+                _ = ping.tick() => Self::ping(&peer).await?,
+                () = self.broken.notified() => return Err("a call found the connection broken".into()),
                 note = next => match note {
                     Ok(Some(ServerNotification::ToolListChangedNotification(_))) => {
                         self.relist(&peer, changed).await?;
@@ -326,6 +349,20 @@ impl Upstream {
             if lost {
                 subscription = None;
             }
+        }
+    }
+
+    /// Whether the upstream still answers: any answer, even an error,
+    /// says the connection works.
+    async fn ping(peer: &Peer<RoleClient>) -> Result<(), String> {
+        let request = ClientRequest::PingRequest(Default::default());
+        match tokio::time::timeout(PING_TIMEOUT, peer.send_request(request)).await {
+            Ok(Ok(_)) | Ok(Err(ServiceError::McpError(_))) => Ok(()),
+            Ok(Err(err)) => Err(format!("the connection failed: {err}")),
+            Err(_) => Err(format!(
+                "no answer to a ping within {} s",
+                PING_TIMEOUT.as_secs()
+            )),
         }
     }
 
@@ -481,7 +518,10 @@ impl Upstream {
                 &error.message,
                 &redactor,
             ))),
-            Err(other) => Err(self.unavailable(&other)),
+            Err(other) => {
+                self.broken.notify_one();
+                Err(self.unavailable(&other))
+            }
         }
     }
 

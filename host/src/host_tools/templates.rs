@@ -18,6 +18,24 @@ use crate::runtime::registry::Registry;
 use crate::runtime::world::World;
 use futures::future::BoxFuture;
 
+/// Connects a deployed MCP-server workload as an upstream server, so its
+/// tools join berth's (the gateway, a layer above, implements it).
+pub trait Attacher: Send + Sync {
+    /// Whether `server` is a name a new attachment may take, checked before
+    /// anything is deployed.
+    fn check(&self, server: &str) -> Result<(), WitError>;
+
+    /// Attach `workload` of `backend` as server `server`, over its stdio
+    /// (`stdio`) or streamable HTTP.
+    fn attach(
+        &self,
+        server: &str,
+        backend: &str,
+        workload: &str,
+        stdio: bool,
+    ) -> Result<(), WitError>;
+}
+
 /// `list_templates`.
 pub const LIST_TOOL: &str = "list_templates";
 /// `deploy_template`.
@@ -71,7 +89,9 @@ pub fn tools() -> Vec<Tool> {
                     "template": {"type": "string", "description": "Template name, as list_templates shows it."},
                     "backend": {"type": "string", "description": "The backend to run it on, e.g. `podman` or `k8s`."},
                     "name": {"type": "string", "description": "The workload's name, a DNS label; the template's own when absent."},
-                    "params": {"type": "object", "description": "Parameters, matching the template's params schema."}
+                    "params": {"type": "object", "description": "Parameters, matching the template's params schema."},
+                    "attach": {"type": "boolean", "default": false, "description": "For an MCP-server template: connect to it once it runs, so its tools join this server's as SERVER__tool."},
+                    "server": {"type": "string", "description": "With attach: the server name its tools are prefixed with (default: the workload's name)."}
                 },
                 "required": ["template", "backend"],
                 "additionalProperties": false
@@ -178,6 +198,7 @@ fn check_params(info: &TemplateInfo, params: &Value) -> Result<(), WitError> {
 /// Serve one of the template tools.
 async fn call(
     registry: &Registry,
+    attacher: Option<&dyn Attacher>,
     tool: &str,
     arguments: &Value,
     sink: Arc<dyn CallSink>,
@@ -252,10 +273,45 @@ async fn call(
                 McpTransport::Stdio => "stdio",
                 McpTransport::Http => "http",
             });
+            let attach = arguments.get("attach").and_then(Value::as_bool) == Some(true);
+            let server = arguments
+                .get("server")
+                .and_then(Value::as_str)
+                .unwrap_or(&workload.name)
+                .to_string();
+            let attacher = match (attach, attacher, transport) {
+                (false, _, _) => None,
+                (true, Some(attacher), Some(_)) => {
+                    attacher.check(&server).map_err(CallError::Plugin)?;
+                    Some(attacher)
+                }
+                (true, None, _) => {
+                    return Err(CallError::Plugin(WitError::Unavailable(
+                        "this berth cannot attach MCP servers".into(),
+                    )));
+                }
+                (true, _, None) => {
+                    return Err(CallError::Plugin(WitError::InvalidInput(format!(
+                        "template `{}` is not an MCP server; attach needs one",
+                        info.name
+                    ))));
+                }
+            };
             let status = backend.workload_deploy(&workload, sink).await?;
+            if let Some(attacher) = attacher {
+                attacher
+                    .attach(
+                        &server,
+                        backend.name(),
+                        &workload.name,
+                        transport == Some("stdio"),
+                    )
+                    .map_err(CallError::Plugin)?;
+            }
             Ok(status_output(
                 &status,
-                json!({"template": info.name, "backend": backend.name(), "mcp_transport": transport}),
+                json!({"template": info.name, "backend": backend.name(), "mcp_transport": transport,
+                       "server": attach.then_some(&server)}),
             ))
         }
         STATUS_TOOL => {
@@ -289,7 +345,16 @@ async fn call(
 }
 
 /// The template tools, served while any template plugin is loaded.
-pub struct TemplateTools;
+pub struct TemplateTools {
+    attacher: Option<Arc<dyn Attacher>>,
+}
+
+impl TemplateTools {
+    /// The template tools; `attacher` serves `deploy_template`'s `attach`.
+    pub fn new(attacher: Option<Arc<dyn Attacher>>) -> Self {
+        Self { attacher }
+    }
+}
 
 impl HostToolSet for TemplateTools {
     fn name(&self) -> &'static str {
@@ -308,6 +373,8 @@ impl HostToolSet for TemplateTools {
         registry: Arc<Registry>,
         sink: Arc<dyn CallSink>,
     ) -> BoxFuture<'a, Result<ToolOutput, CallError>> {
-        Box::pin(async move { call(&registry, tool, &arguments, sink).await })
+        Box::pin(
+            async move { call(&registry, self.attacher.as_deref(), tool, &arguments, sink).await },
+        )
     }
 }

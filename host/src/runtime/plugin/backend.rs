@@ -10,7 +10,7 @@ use super::{Plugin, unattended};
 use crate::capabilities::HostState;
 use crate::contract::bindings::backend::{BackendPlugin, BackendPluginPre};
 use crate::contract::bindings::shared::berth::plugin::workload_types::{
-    ExecRequest, SandboxSpec, Workload, WorkloadStatus,
+    ExecRequest, SandboxSpec, StdioLink, Workload, WorkloadStatus,
 };
 use crate::contract::bindings::types::{Error as WitError, ProcessOutput};
 use crate::contract::error::CallError;
@@ -129,6 +129,23 @@ impl Backend {
             b.berth_plugin_workloads().call_status(store, name).await
         })
         .await
+    }
+
+    /// How to reach the stdio of MCP server workload `name`.
+    pub async fn workload_attach(
+        &self,
+        name: &str,
+        sink: Arc<dyn CallSink>,
+    ) -> Result<StdioLink, CallError> {
+        self.call(Duration::ZERO, sink, async |b, store| {
+            b.berth_plugin_workloads().call_attach(store, name).await
+        })
+        .await
+    }
+
+    /// The programs this backend may run (its `process` grant).
+    pub fn allows_program(&self, program: &str) -> bool {
+        self.plugin.grants().allows_program(program)
     }
 
     /// Stop and remove a workload.

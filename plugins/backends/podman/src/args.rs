@@ -4,7 +4,9 @@
 
 use berth_sdk::checks::{env_name, image, name};
 use berth_sdk::workloads::Stamp;
-use berth_sdk::{Error, File, Mount, Port, Resources, SandboxSpec, Workload};
+use berth_sdk::{
+    Command, Error, File, McpTransport, Mount, Port, Resources, SandboxSpec, Workload,
+};
 
 use crate::settings::{ROOTS_SETTING, Settings};
 
@@ -90,6 +92,18 @@ pub fn env_file(workload: &Workload) -> berth_sdk::Result<Option<File>> {
     Ok(Some(File::new(ENV_FILE, text)))
 }
 
+/// The command that connects to the stdio of MCP workload `name`: no
+/// detach keys (an MCP message may hold their bytes) and no signals passed
+/// on, so ending the attach leaves the server running.
+pub fn attach_command(name: &str) -> Command {
+    Command::new("podman").args([
+        "attach".to_string(),
+        "--detach-keys=".into(),
+        "--sig-proxy=false".into(),
+        format!("{WORKLOAD_PREFIX}{name}"),
+    ])
+}
+
 /// `podman run` arguments for a workload.
 pub fn run_args(
     workload: &Workload,
@@ -109,6 +123,11 @@ pub fn run_args(
             stamp.expires_at(workload.ttl_seconds)
         ),
     ];
+    if workload.mcp == Some(McpTransport::Stdio) {
+        // An MCP server on stdio reads its requests there: stdin stays
+        // open for `podman attach` (see `attach_command`).
+        args.push("--interactive".into());
+    }
     args.extend(hardened(
         &workload.resources,
         workload.network,
@@ -276,6 +295,23 @@ mod tests {
             !open
                 .iter()
                 .any(|f| f == "--read-only" || f == "--network=none")
+        );
+    }
+
+    #[test]
+    fn a_stdio_mcp_workload_keeps_stdin_open_for_attach() {
+        let mut mcp = workload(serde_json::json!({"name": "srv", "image": "img"}));
+        mcp.mcp = Some(McpTransport::Stdio);
+        let args = run_args(&mcp, &Settings::default(), &stamp()).unwrap();
+        assert!(args.iter().any(|a| a == "--interactive"), "{args:?}");
+        mcp.mcp = Some(McpTransport::Http);
+        let args = run_args(&mcp, &Settings::default(), &stamp()).unwrap();
+        assert!(!args.iter().any(|a| a == "--interactive"), "{args:?}");
+        let attach = attach_command("srv");
+        assert_eq!(attach.program, "podman");
+        assert_eq!(
+            attach.args,
+            ["attach", "--detach-keys=", "--sig-proxy=false", "berth-srv"]
         );
     }
 

@@ -18,8 +18,8 @@ mod tools;
 
 use berth_sdk::workloads::{Stamp, now};
 use berth_sdk::{
-    Backend, Command, Error, ExecRequest, Plugin, ProcessOutput, SandboxSpec, Toolbox, Workload,
-    WorkloadStatus, process,
+    Backend, Command, Error, ExecRequest, Plugin, ProcessOutput, SandboxSpec, StdioLink, Toolbox,
+    Workload, WorkloadStatus, process,
 };
 
 use args::{EXPIRES, KIND, OWNER, SANDBOX_PREFIX, WORKLOAD_PREFIX};
@@ -137,6 +137,18 @@ impl Backend for Podman {
         berth_sdk::checks::name(&name)?;
         Self::status(name.clone())?;
         remove(&format!("{WORKLOAD_PREFIX}{name}"))
+    }
+
+    fn attach(name: String) -> berth_sdk::Result<StdioLink> {
+        let status = Self::status(name.clone())?;
+        if status.phase != "running" {
+            return Err(Error::unavailable(format!(
+                "workload `{name}` is {} ({}); deploy it again to reconnect",
+                status.phase,
+                status.message.unwrap_or_default()
+            )));
+        }
+        Ok(StdioLink::Command(args::attach_command(&name)))
     }
 
     fn list() -> berth_sdk::Result<Vec<WorkloadStatus>> {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use berth_sdk::{
-    Error, McpTransport, Plugin, Port, Resources, Template, TemplateInfo, Workload, checks,
+    Error, McpTransport, Mount, Plugin, Port, Resources, Template, TemplateInfo, Workload, checks,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -30,6 +30,25 @@ struct Params {
     image: Option<String>,
     memory_mb: Option<u32>,
     ttl_seconds: Option<u64>,
+    #[serde(default)]
+    mounts: Vec<MountParam>,
+    cache_dir: Option<String>,
+    #[serde(default)]
+    offline: bool,
+}
+
+/// A host directory the server sees.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MountParam {
+    host_path: String,
+    container_path: String,
+    #[serde(default = "read_only_by_default")]
+    read_only: bool,
+}
+
+fn read_only_by_default() -> bool {
+    true
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq)]
@@ -50,6 +69,8 @@ struct Launcher {
     /// Whether a character may appear in a package spec of its ecosystem.
     allowed: fn(char) -> bool,
     cache_env: (&'static str, &'static str),
+    /// The variable and value that keep the launcher from fetching.
+    offline_env: (&'static str, &'static str),
 }
 
 const LAUNCHERS: [Launcher; 2] = [
@@ -61,6 +82,7 @@ const LAUNCHERS: [Launcher; 2] = [
         package_hint: "an npm package, optionally @scope/ and @version",
         allowed: |c| c.is_ascii_alphanumeric() || "@/._-~^".contains(c),
         cache_env: ("npm_config_cache", "/tmp/.npm"),
+        offline_env: ("npm_config_offline", "true"),
     },
     Launcher {
         template: "uvx",
@@ -70,6 +92,7 @@ const LAUNCHERS: [Launcher; 2] = [
         package_hint: "a PyPI package, optionally with [extras] and ==version",
         allowed: |c| c.is_ascii_alphanumeric() || "._-[],=<>!~".contains(c),
         cache_env: ("UV_CACHE_DIR", "/tmp/.uv"),
+        offline_env: ("UV_OFFLINE", "1"),
     },
 ];
 
@@ -86,7 +109,14 @@ fn schema(launcher: &Launcher) -> Value {
             "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "Port of the HTTP transport (default 3000)."},
             "image": {"type": "string", "default": launcher.image, "description": "Image with the launcher."},
             "memory_mb": {"type": "integer", "minimum": 64, "description": "Memory limit, MiB (default 512)."},
-            "ttl_seconds": {"type": "integer", "minimum": 1, "description": "Seconds until the reaper removes it."}
+            "ttl_seconds": {"type": "integer", "minimum": 1, "description": "Seconds until the reaper removes it."},
+            "mounts": {"type": "array", "description": "Host directories the server sees (the backend refuses paths outside its allowed roots).",
+                       "items": {"type": "object", "properties": {
+                           "host_path": {"type": "string"}, "container_path": {"type": "string"},
+                           "read_only": {"type": "boolean", "default": true}},
+                           "required": ["host_path", "container_path"], "additionalProperties": false}},
+            "cache_dir": {"type": "string", "description": format!("A host directory holding the launcher's cache, mounted writable at {}; fill it on the host first to start without fetching.", launcher.cache_env.1)},
+            "offline": {"type": "boolean", "default": false, "description": "Fetch nothing: run from the cache only, without network (an HTTP server keeps the network its port needs)."}
         },
         "required": ["package"],
         "additionalProperties": false
@@ -148,6 +178,28 @@ fn render(launcher: &Launcher, params: Value) -> berth_sdk::Result<Workload> {
         checks::env_name(key)?;
         env.push((key.clone(), value.clone()));
     }
+    if params.offline {
+        env.push((
+            launcher.offline_env.0.to_string(),
+            launcher.offline_env.1.to_string(),
+        ));
+    }
+    let mut mounts: Vec<Mount> = params
+        .mounts
+        .iter()
+        .map(|m| Mount {
+            host_path: m.host_path.clone(),
+            container_path: m.container_path.clone(),
+            read_only: m.read_only,
+        })
+        .collect();
+    if let Some(cache) = &params.cache_dir {
+        mounts.push(Mount {
+            host_path: cache.clone(),
+            container_path: launcher.cache_env.1.to_string(),
+            read_only: false,
+        });
+    }
     let mut command = vec![launcher.program.to_string()];
     if launcher.program == "npx" {
         command.push("-y".into());
@@ -180,10 +232,11 @@ fn render(launcher: &Launcher, params: Value) -> berth_sdk::Result<Workload> {
             Transport::Stdio => McpTransport::Stdio,
             Transport::Http => McpTransport::Http,
         }),
-        // The launcher downloads the package at start.
-        network: true,
+        // The launcher downloads the package at start, unless told to run
+        // from its cache; a published port needs the network either way.
+        network: !params.offline || params.transport == Transport::Http,
         writable_root: false,
-        mounts: Vec::new(),
+        mounts,
         ttl_seconds: params.ttl_seconds,
         labels: Vec::new(),
     })
@@ -217,3 +270,63 @@ impl Template for McpServers {
 }
 
 berth_sdk::export_template!(McpServers);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npx() -> &'static Launcher {
+        &LAUNCHERS[0]
+    }
+
+    #[test]
+    fn an_offline_stdio_server_runs_from_its_cache_without_network() {
+        let workload = render(
+            npx(),
+            json!({"package": "@modelcontextprotocol/server-everything@2026.8.31", "args": ["stdio"],
+                   "offline": true, "cache_dir": "/srv/npm-cache",
+                   "mounts": [{"host_path": "/usr", "container_path": "/usr"}]}),
+        )
+        .unwrap();
+        assert_eq!(workload.name, "mcp-server-everything");
+        assert!(!workload.network);
+        assert_eq!(workload.mcp, Some(McpTransport::Stdio));
+        assert!(
+            workload
+                .env
+                .contains(&("npm_config_offline".into(), "true".into()))
+        );
+        assert_eq!(workload.mounts.len(), 2);
+        assert!(workload.mounts[0].read_only);
+        assert_eq!(workload.mounts[1].container_path, "/tmp/.npm");
+        assert!(!workload.mounts[1].read_only);
+        assert_eq!(
+            workload.command,
+            [
+                "npx",
+                "-y",
+                "@modelcontextprotocol/server-everything@2026.8.31"
+            ]
+        );
+        assert_eq!(workload.args, ["stdio"]);
+    }
+
+    #[test]
+    fn an_http_server_keeps_the_network_its_port_needs_even_offline() {
+        let workload = render(
+            npx(),
+            json!({"package": "srv", "transport": "http", "offline": true}),
+        )
+        .unwrap();
+        assert!(workload.network);
+        assert_eq!(workload.ports[0].container_port, 3000);
+    }
+
+    #[test]
+    fn package_specs_with_option_or_path_syntax_are_refused() {
+        for bad in ["-e", "../x", "a b", "x;rm"] {
+            let err = render(npx(), json!({"package": bad})).unwrap_err();
+            assert!(err.message().contains(bad), "{bad}: {err:?}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! An MCP server deployed from a template on real podman and attached:
+//! its tools join berth's over `podman attach`, answer `unavailable` when
+//! its container is gone, come back when it is deployed again, and leave
+//! with `detach_server`. The server is `server-everything` from npm, run
+//! offline from an npm cache `scripts/test` fills on the host.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Sandbox, call, drive, first_text, host_env_job, python};
+use serde_json::{Value, json};
+
+/// Whether podman can run the host-runtime image here; prints why not.
+fn podman_ready() -> bool {
+    let ok = Command::new("podman")
+        .args(["image", "exists", "localhost/host-runtime:latest"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let reason = "SKIPPED: podman with localhost/host-runtime is not available (run ../shared/testenv/podman/setup)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{reason}; CI must provide it");
+        }
+        eprintln!("{reason}");
+    }
+    ok
+}
+
+/// The npm cache holding server-everything, or `None` with the reason.
+fn npm_cache() -> Option<std::path::PathBuf> {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/upstreams/npm-cache");
+    if cache.join("_npx").is_dir() {
+        return Some(cache.canonicalize().unwrap());
+    }
+    let reason = "SKIPPED: target/upstreams/npm-cache is not filled (scripts/test fills it)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{reason}; CI must provide it");
+    }
+    eprintln!("{reason}");
+    None
+}
+
+fn until_phase(phase: &str) -> Value {
+    json!({"op": "call_until", "tool": "list_servers", "args": {}, "field": "servers.0.phase", "equals": phase, "attempts": 360, "delay": 0.25})
+}
+
+fn category(outcome: &Value) -> String {
+    outcome["result"]["_meta"]["berth/error"]["category"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn tool_names(listed: &Value) -> Vec<String> {
+    listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_template_server_on_podman_is_attached_lost_and_found_again() {
+    let Some(py) = python() else { return };
+    if !podman_ready() {
+        return;
+    }
+    let Some(cache) = npm_cache() else { return };
+    let sandbox = Sandbox::with_bundled();
+    sandbox.write_config(&format!(
+        "[plugin_config.podman]\nallowed_volume_roots = [\"/usr\", {:?}]\n",
+        cache.display().to_string()
+    ));
+    let deploy = json!({
+        "template": "npx",
+        "backend": "podman",
+        "params": {
+            "package": "@modelcontextprotocol/server-everything@2026.8.31",
+            "args": ["stdio"],
+            "image": "localhost/host-runtime:latest",
+            "mounts": [{"host_path": "/usr", "container_path": "/usr"}],
+            "cache_dir": cache.display().to_string(),
+            "offline": true
+        }
+    });
+    let mut first = deploy.clone();
+    first["attach"] = json!(true);
+    first["server"] = json!("everything");
+    let stop = json!({"backend": "podman", "name": "mcp-server-everything"});
+    let results = drive(
+        &py,
+        host_env_job(
+            &sandbox,
+            None,
+            &[],
+            json!([
+                call("deploy_template", first),
+                until_phase("connected"),
+                {"op": "list_tools"},
+                call("everything__echo", json!({"message": "via podman"})),
+                {"op": "call", "tool": "everything__trigger-long-running-operation", "args": {"duration": 1, "steps": 2}, "progress": true},
+                call("stop_template", stop.clone()),
+                until_phase("reconnecting"),
+                call("everything__echo", json!({"message": "anyone?"})),
+                call("deploy_template", deploy),
+                until_phase("connected"),
+                call("everything__echo", json!({"message": "back"})),
+                call("detach_server", json!({"name": "everything"})),
+                {"op": "list_tools"},
+                call("stop_template", stop),
+            ]),
+        ),
+    );
+    assert_eq!(
+        results[0]["result"]["structuredContent"]["server"], "everything",
+        "{}",
+        results[0]
+    );
+    assert!(
+        !results[1]["attempts"].is_null(),
+        "never connected: {}",
+        results[1]
+    );
+    assert!(tool_names(&results[2]).contains(&"everything__echo".to_string()));
+    assert_eq!(
+        first_text(&results[3]),
+        "Echo: via podman",
+        "{}",
+        results[3]
+    );
+    assert_eq!(
+        results[4]["progress"].as_array().unwrap().len(),
+        2,
+        "{}",
+        results[4]
+    );
+    assert_eq!(category(&results[7]), "unavailable", "{}", results[7]);
+    assert_eq!(first_text(&results[10]), "Echo: back", "{}", results[10]);
+    assert!(
+        !tool_names(&results[12])
+            .iter()
+            .any(|t| t.starts_with("everything__"))
+    );
+    assert_eq!(results[13]["result"]["isError"], false, "{}", results[13]);
+}
