@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, call, drive, first_text, http_job, python};
+use common::{Sandbox, call, drive, first_text, http_job, python, set_secret};
 use serde_json::{Value, json};
 
 /// The secret the upstreams get; it must never come back out.
@@ -30,34 +30,6 @@ fn read_only(python: &Path) -> String {
         demo_script().parent().unwrap().display().to_string(),
         venv.display().to_string()
     )
-}
-
-fn set_secret(sandbox: &Sandbox, name: &str, value: &str) {
-    let mut child = Command::new(common::berth())
-        .args(sandbox.args())
-        .args(["secrets", "set", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{value}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !shown.contains(value),
-        "secrets set echoed the value: {shown}"
-    );
 }
 
 fn free_port() -> u16 {
@@ -392,13 +364,13 @@ fn secret_names_with_path_characters_are_refused() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
 
-/// `target/upstreams/NAME`, where `scripts/test` installs real servers
-/// from PyPI and npm; `None` (with the reason) when it is absent, a
-/// failure under CI.
-fn installed(name: &str, file: &str) -> Option<PathBuf> {
+/// `target/DIR`, where `scripts/test` installs real servers from PyPI and
+/// npm and the TypeScript client, when it holds `file`; `None` (with the
+/// reason) when it does not, a failure under CI.
+fn installed(dir: &str, file: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/upstreams")
-        .join(name);
+        .join("../target")
+        .join(dir);
     if dir.join(file).is_file() {
         return Some(dir.canonicalize().unwrap());
     }
@@ -430,10 +402,10 @@ fn node_home(python: &Path) -> PathBuf {
 fn real_servers_from_npm_and_pypi_serve_over_local_stdio() {
     let Some(python) = python() else { return };
     let everything_js = "node_modules/@modelcontextprotocol/server-everything/dist/index.js";
-    let Some(everything) = installed("everything", everything_js) else {
+    let Some(everything) = installed("upstreams/everything", everything_js) else {
         return;
     };
-    let Some(time) = installed("time", "bin/mcp-server-time") else {
+    let Some(time) = installed("upstreams/time", "bin/mcp-server-time") else {
         return;
     };
     let node = node_home(&python);
@@ -475,5 +447,62 @@ fn real_servers_from_npm_and_pypi_serve_over_local_stdio() {
         first_text(&results[4]).contains("Europe/Paris"),
         "{}",
         results[4]
+    );
+}
+
+#[test]
+fn the_typescript_sdk_client_calls_upstream_tools_through_berth() {
+    let Some(python) = python() else { return };
+    let Some(client) = installed(
+        "ts-client",
+        "node_modules/@modelcontextprotocol/client/dist/index.mjs",
+    ) else {
+        return;
+    };
+    let sandbox = Sandbox::with_fixtures(&[]);
+    sandbox.write_config(&format!(
+        "[servers.demo]\ncommand = [{:?}, {:?}, \"stdio\"]\n{}\n",
+        python.display().to_string(),
+        demo_script().display().to_string(),
+        read_only(&python),
+    ));
+    let server = sandbox.serve_http(&[]);
+    let job = json!({
+        "http": server.url,
+        "token": server.token,
+        "ops": [
+            until_phase("connected"),
+            call("demo__echo", json!({"text": "from typescript"})),
+            {"op": "call", "tool": "demo__count", "args": {"steps": 2}, "progress": true},
+        ]
+    });
+    let mut child = Command::new(node_home(&python).join("bin/node"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ts_driver.mjs"))
+        .env("BERTH_TS_CLIENT", &client)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(job.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!results[0]["attempts"].is_null(), "{}", results[0]);
+    assert_eq!(first_text(&results[1]), "from typescript", "{}", results[1]);
+    assert_eq!(
+        results[2]["progress"].as_array().unwrap().len(),
+        2,
+        "{}",
+        results[2]
     );
 }

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Sandbox, call, drive, first_text, host_env_job, python};
+use common::{Sandbox, call, drive, first_text, host_env_job, python, set_secret};
 use serde_json::{Value, json};
 
 /// Whether podman can run the host-runtime image here; prints why not.
@@ -62,6 +62,22 @@ fn tool_names(listed: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The secret the template's server gets from the store.
+const TOKEN: &str = "tok-podman-7c1e5a90-never-shown";
+
+/// Containers whose name holds `part`.
+fn containers(part: &str) -> Vec<String> {
+    let out = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|n| n.contains(part))
+        .map(String::from)
+        .collect()
+}
+
 #[test]
 fn a_template_server_on_podman_is_attached_lost_and_found_again() {
     let Some(py) = python() else { return };
@@ -71,9 +87,11 @@ fn a_template_server_on_podman_is_attached_lost_and_found_again() {
     let Some(cache) = npm_cache() else { return };
     let sandbox = Sandbox::with_bundled();
     sandbox.write_config(&format!(
-        "[plugin_config.podman]\nallowed_volume_roots = [\"/usr\", {:?}]\n",
+        "[secrets]\ntemplates = [\"everything-*\"]\n\n[plugin_config.podman]\nallowed_volume_roots = [\"/usr\", {:?}]\n",
         cache.display().to_string()
     ));
+    set_secret(&sandbox, "everything-token", TOKEN);
+    set_secret(&sandbox, "kept-back", "not-for-templates-1234");
     let deploy = json!({
         "template": "npx",
         "backend": "podman",
@@ -83,9 +101,13 @@ fn a_template_server_on_podman_is_attached_lost_and_found_again() {
             "image": "localhost/host-runtime:latest",
             "mounts": [{"host_path": "/usr", "container_path": "/usr"}],
             "cache_dir": cache.display().to_string(),
-            "offline": true
+            "offline": true,
+            "secrets": {"EVERYTHING_TOKEN": "everything-token"}
         }
     });
+    let mut forbidden = deploy.clone();
+    forbidden["params"]["secrets"] = json!({"KEPT": "kept-back"});
+    forbidden["name"] = json!("forbidden-secret");
     let mut first = deploy.clone();
     first["attach"] = json!(true);
     first["server"] = json!("everything");
@@ -97,11 +119,13 @@ fn a_template_server_on_podman_is_attached_lost_and_found_again() {
             None,
             &[],
             json!([
+                call("deploy_template", forbidden),
                 call("deploy_template", first),
                 until_phase("connected"),
                 {"op": "list_tools"},
                 call("everything__echo", json!({"message": "via podman"})),
                 {"op": "call", "tool": "everything__trigger-long-running-operation", "args": {"duration": 1, "steps": 2}, "progress": true},
+                call("everything__get-env", json!({})),
                 call("stop_template", stop.clone()),
                 until_phase("reconnecting"),
                 call("everything__echo", json!({"message": "anyone?"})),
@@ -114,35 +138,56 @@ fn a_template_server_on_podman_is_attached_lost_and_found_again() {
             ]),
         ),
     );
-    assert_eq!(
-        results[0]["result"]["structuredContent"]["server"], "everything",
-        "{}",
-        results[0]
+    let refused = &results[0];
+    assert_eq!(category(refused), "denied", "{refused}");
+    assert!(
+        first_text(refused).contains("`kept-back` may not be given to a template"),
+        "{refused}"
     );
     assert!(
-        !results[1]["attempts"].is_null(),
-        "never connected: {}",
+        containers("forbidden-secret").is_empty(),
+        "a refused deploy started a container"
+    );
+    assert_eq!(
+        results[1]["result"]["structuredContent"]["server"], "everything",
+        "{}",
         results[1]
     );
-    assert!(tool_names(&results[2]).contains(&"everything__echo".to_string()));
-    assert_eq!(
-        first_text(&results[3]),
-        "Echo: via podman",
-        "{}",
-        results[3]
+    assert!(
+        !results[2]["attempts"].is_null(),
+        "never connected: {}",
+        results[2]
     );
+    assert!(tool_names(&results[3]).contains(&"everything__echo".to_string()));
     assert_eq!(
-        results[4]["progress"].as_array().unwrap().len(),
-        2,
+        first_text(&results[4]),
+        "Echo: via podman",
         "{}",
         results[4]
     );
-    assert_eq!(category(&results[7]), "unavailable", "{}", results[7]);
-    assert_eq!(first_text(&results[10]), "Echo: back", "{}", results[10]);
+    assert_eq!(
+        results[5]["progress"].as_array().unwrap().len(),
+        2,
+        "{}",
+        results[5]
+    );
+    let env = first_text(&results[6]);
     assert!(
-        !tool_names(&results[12])
+        env.contains("[secret everything-token]"),
+        "the server did not get its secret, or berth did not redact it: {env}"
+    );
+    assert_eq!(category(&results[9]), "unavailable", "{}", results[9]);
+    assert_eq!(first_text(&results[12]), "Echo: back", "{}", results[12]);
+    assert!(
+        !tool_names(&results[14])
             .iter()
             .any(|t| t.starts_with("everything__"))
     );
-    assert_eq!(results[13]["result"]["isError"], false, "{}", results[13]);
+    assert_eq!(results[15]["result"]["isError"], false, "{}", results[15]);
+    for result in &results {
+        assert!(
+            !result.to_string().contains(TOKEN),
+            "the secret in a result: {result}"
+        );
+    }
 }

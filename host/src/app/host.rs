@@ -148,7 +148,10 @@ impl PluginHost {
                 runs.kept_sandboxes.clone(),
                 config.runs.clone(),
             )),
-            Arc::new(TemplateTools::new(Some(gateway.clone()))),
+            Arc::new(TemplateTools::new(
+                Some(gateway.clone()),
+                SecretStore::new(&config.data_dir, config.secrets.clone()),
+            )),
             gateway.clone(),
         ];
         let host = Arc::new(Self {

@@ -99,6 +99,8 @@ pub enum Endpoint {
         workload: String,
         /// How the workload speaks MCP.
         transport: WorkloadTransport,
+        /// Secrets the workload was given, redacted from what it sends.
+        redact: Vec<String>,
     },
     /// A remote server.
     Url {

@@ -122,7 +122,11 @@ impl Connector {
                 transport: *transport,
                 headers: expand(headers)?,
             },
-            Endpoint::Workload { .. } => endpoint.clone(),
+            Endpoint::Workload { redact, .. } => {
+                // A secret removed since the deploy has nothing to redact.
+                used.extend(redact.iter().filter_map(|name| self.secrets.get(name).ok()));
+                endpoint.clone()
+            }
         };
         Ok(Resolved {
             endpoint,
@@ -180,6 +184,7 @@ impl Connector {
                 backend,
                 workload,
                 transport,
+                ..
             } => {
                 let registry = self
                     .registry
@@ -298,7 +303,15 @@ async fn over_http(
     handler: Handler,
     init_timeout: Duration,
 ) -> Result<Connection, String> {
-    let client = http_client().map_err(|e| format!("{e:#}"))?;
+    // No redirects: the headers may hold secrets, and a redirect could
+    // send them to another origin.
+    let client = http_builder()
+        .and_then(|b| {
+            b.redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("building the HTTP client")
+        })
+        .map_err(|e| format!("{e:#}"))?;
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
         let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())

@@ -11,8 +11,9 @@ use crate::contract::bindings::types::{
 };
 use crate::state::secrets::Redactor;
 
-/// Upstream tool `tool` as berth serves it, under `served`.
-pub fn tool(served: &str, tool: &rmcp::model::Tool) -> Tool {
+/// Upstream tool `tool` as berth serves it, under `served`, with the
+/// values of `redactor`'s secrets kept out of its texts.
+pub fn tool(served: &str, tool: &rmcp::model::Tool, redactor: &Redactor) -> Tool {
     let annotations = tool.annotations.as_ref();
     // MCP's defaults when a hint is absent: not read-only, destructive,
     // not idempotent, open-world.
@@ -35,14 +36,36 @@ pub fn tool(served: &str, tool: &rmcp::model::Tool) -> Tool {
         title: tool
             .title
             .clone()
-            .or_else(|| annotations.and_then(|a| a.title.clone())),
-        description: tool.description.as_deref().unwrap_or_default().to_string(),
-        input_schema: Value::Object((*tool.input_schema).clone()).to_string(),
+            .or_else(|| annotations.and_then(|a| a.title.clone()))
+            .map(|t| redactor.redact(&t)),
+        description: redactor.redact(tool.description.as_deref().unwrap_or_default()),
+        input_schema: redact_value(&Value::Object((*tool.input_schema).clone()), redactor)
+            .to_string(),
         output_schema: tool
             .output_schema
             .as_ref()
-            .map(|s| Value::Object((**s).clone()).to_string()),
+            .map(|s| redact_value(&Value::Object((**s).clone()), redactor).to_string()),
         hints,
+    }
+}
+
+/// `value` with every string in it redacted (the strings, not the JSON
+/// text: an escaped value would slip past a search of the text).
+fn redact_value(value: &Value, redactor: &Redactor) -> Value {
+    if redactor.is_empty() {
+        return value.clone();
+    }
+    match value {
+        Value::String(s) => Value::String(redactor.redact(s)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| redact_value(v, redactor)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (redactor.redact(k), redact_value(v, redactor)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -69,9 +92,9 @@ fn content(block: &Value, redactor: &Redactor) -> Content {
         "image" => media(block).map(Content::Image),
         "audio" => media(block).map(Content::Audio),
         "resource_link" => Some(Content::ResourceLink(ResourceLink {
-            uri: text_of(block, "uri").unwrap_or_default(),
-            name: text_of(block, "name").unwrap_or_default(),
-            description: text_of(block, "description"),
+            uri: redactor.redact(&text_of(block, "uri").unwrap_or_default()),
+            name: redactor.redact(&text_of(block, "name").unwrap_or_default()),
+            description: text_of(block, "description").map(|d| redactor.redact(&d)),
             mime_type: text_of(block, "mimeType"),
         })),
         "resource" => block.get("resource").and_then(|r| {
@@ -80,14 +103,14 @@ fn content(block: &Value, redactor: &Redactor) -> Content {
                 None => ResourceBody::Blob(bytes_of(r, "blob")?),
             };
             Some(Content::Embedded(EmbeddedResource {
-                uri: text_of(r, "uri")?,
+                uri: redactor.redact(&text_of(r, "uri")?),
                 mime_type: text_of(r, "mimeType"),
                 body,
             }))
         }),
         _ => None,
     };
-    converted.unwrap_or_else(|| Content::Json(redactor.redact(&block.to_string())))
+    converted.unwrap_or_else(|| Content::Json(redact_value(block, redactor).to_string()))
 }
 
 /// An upstream `tools/call` result (as JSON) as a tool output, with the
@@ -103,7 +126,7 @@ pub fn output(result: &Value, redactor: &Redactor) -> ToolOutput {
         structured: result
             .get("structuredContent")
             .filter(|v| !v.is_null())
-            .map(|v| redactor.redact(&v.to_string())),
+            .map(|v| redact_value(v, redactor).to_string()),
         is_error: result
             .get("isError")
             .and_then(Value::as_bool)
@@ -157,9 +180,24 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_redacted_in_structured_results_even_when_json_escapes_them() {
+        let redactor = Redactor::new(vec![crate::state::secrets::Secret::for_test(
+            "tok", "se\"cret",
+        )]);
+        let result = json!({
+            "content": [{"type": "text", "text": "got se\"cret"}, {"type": "odd", "v": "se\"cret"}],
+            "structuredContent": {"token": "se\"cret", "nested": ["se\"cret"]}
+        });
+        let out = output(&result, &redactor);
+        let all = format!("{:?} {:?}", out.content, out.structured);
+        assert!(!all.contains("se\"cret") && !all.contains("se\\\"cret"), "{all}");
+        assert!(out.structured.unwrap().contains("[secret tok]"));
+    }
+
+    #[test]
     fn absent_hints_take_the_mcp_defaults() {
         let bare = rmcp::model::Tool::new("t", "d", serde_json::Map::new());
-        let hints = tool("s__t", &bare).hints;
+        let hints = tool("s__t", &bare, &Redactor::default()).hints;
         assert!(hints.contains(ToolHints::DESTRUCTIVE | ToolHints::OPEN_WORLD));
         assert!(!hints.contains(ToolHints::READ_ONLY));
     }

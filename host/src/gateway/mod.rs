@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod connect;
 pub mod convert;
+pub mod forward;
 pub mod names;
 pub mod process;
 pub mod sse;
@@ -50,6 +51,9 @@ pub struct Gateway {
     changes: tokio::sync::watch::Sender<u64>,
     refresh: std::sync::OnceLock<RefreshHook>,
     limits: LimitsConfig,
+    /// The secrets each deployed workload was given, by (backend,
+    /// workload), so an attach later still redacts them.
+    given: std::sync::Mutex<BTreeMap<(String, String), Vec<String>>>,
 }
 
 /// Rebuilds the owning host's tool set.
@@ -70,6 +74,7 @@ impl Gateway {
             changes: tokio::sync::watch::channel(0).0,
             refresh: std::sync::OnceLock::new(),
             limits,
+            given: Default::default(),
         }
     }
 
@@ -135,6 +140,7 @@ impl Gateway {
             endpoint,
             entry.tools.clone(),
             Duration::from_secs(entry.init_timeout_secs.unwrap_or(DEFAULT_INIT_TIMEOUT_SECS)),
+            self.limits.max_concurrent as usize,
         ))
     }
 
@@ -145,12 +151,14 @@ impl Gateway {
         backend: &str,
         workload: &str,
         transport: WorkloadTransport,
+        redact: Vec<String>,
     ) -> Result<(), WitError> {
         self.check_new_name(server)?;
         let endpoint = config::Endpoint::Workload {
             backend: backend.to_string(),
             workload: workload.to_string(),
             transport,
+            redact,
         };
         self.attach(Upstream::new(
             server,
@@ -161,6 +169,7 @@ impl Gateway {
             endpoint,
             ToolFilter::default(),
             Duration::from_secs(DEFAULT_INIT_TIMEOUT_SECS),
+            self.limits.max_concurrent as usize,
         ))
     }
 
@@ -280,6 +289,14 @@ impl Gateway {
     }
 }
 
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // A host dropped without shutdown must not leave supervisors
+        // reconnecting and their processes running.
+        self.stop();
+    }
+}
+
 fn name_argument(arguments: &Value) -> &str {
     arguments
         .get("name")
@@ -341,19 +358,30 @@ impl Attacher for Gateway {
         self.check_new_name(server)
     }
 
+    fn gave(&self, backend: &str, workload: &str, secrets: Vec<String>) {
+        let mut given = self.given.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (backend.to_string(), workload.to_string());
+        if secrets.is_empty() {
+            given.remove(&key);
+        } else {
+            given.insert(key, secrets);
+        }
+    }
+
     fn attach(
         &self,
         server: &str,
         backend: &str,
         workload: &str,
         stdio: bool,
+        redact: Vec<String>,
     ) -> Result<(), WitError> {
         let transport = if stdio {
             WorkloadTransport::Stdio
         } else {
             WorkloadTransport::Http
         };
-        self.attach_workload(server, backend, workload, transport)
+        self.attach_workload(server, backend, workload, transport, redact)
     }
 }
 
@@ -402,7 +430,14 @@ impl HostToolSet for Gateway {
                                 Some("http") => WorkloadTransport::Http,
                                 _ => WorkloadTransport::Stdio,
                             };
-                            self.attach_workload(name, backend, workload, transport)
+                            let given = self
+                                .given
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(&(backend.to_string(), workload.to_string()))
+                                .cloned()
+                                .unwrap_or_default();
+                            self.attach_workload(name, backend, workload, transport, given)
                         }
                         _ => self.attach_configured(name),
                     }

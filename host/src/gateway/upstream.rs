@@ -1,29 +1,22 @@
 //! One upstream MCP server: a supervisor that keeps it connected
-//! (reconnecting with backoff), its current tools, and calls forwarded to
-//! it with progress, logs and cancellation passed through.
+//! (reconnecting with backoff, pinging it while connected) and its current
+//! tools. Forwarding calls to it is [`super::forward`]'s.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientRequest,
-    ServerNotification, ServerResult, SubscriptionFilter,
-};
-use rmcp::service::{PeerRequestOptions, ServiceError};
+use rmcp::model::{ClientRequest, ServerNotification, SubscriptionFilter};
+use rmcp::service::ServiceError;
 use rmcp::{Peer, RoleClient};
-use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{self, Calls, Handler};
+use super::client::{Calls, Handler};
 use super::config::Endpoint;
 use super::connect::Connector;
 use super::{convert, names};
-use crate::contract::bindings::types::{Error as WitError, Tool, ToolHints, ToolOutput};
-use crate::contract::error::CallError;
-use crate::contract::sink::CallSink;
+use crate::contract::bindings::types::{Tool, ToolHints};
 use crate::runtime::filter::ToolFilter;
-use crate::runtime::limits::LimitsConfig;
 use crate::state::secrets::Redactor;
 
 /// First wait before reconnecting; doubled after each failure.
@@ -52,13 +45,26 @@ pub enum Phase {
 
 /// One upstream tool as berth serves it.
 #[derive(Clone)]
-struct Served {
+pub(super) struct Served {
     /// The name berth serves it under.
-    name: String,
+    pub(super) name: String,
     /// The name the upstream knows it by.
-    original: String,
+    pub(super) original: String,
     /// The contract form.
     tool: Tool,
+}
+
+/// One live connection: what a call needs to use it.
+#[derive(Clone)]
+pub(super) struct Live {
+    /// The MCP session.
+    pub(super) peer: Peer<RoleClient>,
+    /// Its calls in flight, by progress token (tokens are per session).
+    pub(super) calls: Arc<Calls>,
+    /// Woken when a call finds this connection broken.
+    pub(super) broken: Arc<Notify>,
+    /// Redacts the secrets this connection was given.
+    pub(super) redactor: Arc<Redactor>,
 }
 
 /// What clients see of a served tool, to tell whether a new list differs.
@@ -74,12 +80,13 @@ fn signature(served: &Served) -> (&str, &str, &str, Option<&str>, Option<&str>, 
     )
 }
 
-struct State {
+pub(super) struct State {
     phase: Phase,
-    peer: Option<Peer<RoleClient>>,
-    tools: Vec<Served>,
-    redactor: Arc<Redactor>,
-    last_error: Option<String>,
+    /// The connection, while there is one.
+    pub(super) live: Option<Live>,
+    /// The tools, kept while reconnecting.
+    pub(super) tools: Vec<Served>,
+    pub(super) last_error: Option<String>,
     attempts: u32,
     since: Instant,
 }
@@ -101,16 +108,16 @@ pub enum Source {
 
 /// An upstream and its supervisor.
 pub struct Upstream {
-    name: String,
+    pub(super) name: String,
     source: Source,
     endpoint: Endpoint,
     filter: ToolFilter,
     init_timeout: Duration,
     state: Mutex<State>,
-    calls: Arc<Calls>,
     stop: CancellationToken,
-    /// Woken when a forwarded call finds the connection broken.
-    broken: Notify,
+    /// Calls that may be in flight at once (`[limits] max_concurrent`);
+    /// more wait their turn.
+    pub(super) slots: tokio::sync::Semaphore,
 }
 
 /// How `list_servers` shows an upstream.
@@ -143,6 +150,7 @@ impl Upstream {
         endpoint: Endpoint,
         filter: ToolFilter,
         init_timeout: Duration,
+        max_concurrent: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_string(),
@@ -152,16 +160,14 @@ impl Upstream {
             init_timeout,
             state: Mutex::new(State {
                 phase: Phase::Connecting,
-                peer: None,
+                live: None,
                 tools: Vec::new(),
-                redactor: Arc::default(),
                 last_error: None,
                 attempts: 0,
                 since: Instant::now(),
             }),
-            calls: Arc::default(),
             stop: CancellationToken::new(),
-            broken: Notify::new(),
+            slots: tokio::sync::Semaphore::new(max_concurrent.max(1)),
         })
     }
 
@@ -170,7 +176,7 @@ impl Upstream {
         &self.name
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -220,6 +226,7 @@ impl Upstream {
     /// flight fail as `unavailable`.
     pub fn stop(&self) {
         self.stop.cancel();
+        self.slots.close();
     }
 
     async fn supervise(
@@ -241,7 +248,7 @@ impl Upstream {
                 }
                 state.attempts += 1;
                 state.phase = Phase::Reconnecting;
-                state.peer = None;
+                state.live = None;
                 state.last_error = Some(error.clone());
                 state.since = Instant::now();
                 ran_well
@@ -257,30 +264,60 @@ impl Upstream {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        self.state().peer = None;
+        self.state().live = None;
+    }
+
+    /// `work`, unless the upstream is stopped first (`None`).
+    async fn unless_stopped<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            out = work => Some(out),
+            () = self.stop.cancelled() => None,
+        }
     }
 
     /// One connection, from connect to its end: `Ok` when stopped, the
-    /// reason otherwise.
+    /// reason otherwise, with the secrets it was given redacted.
     async fn session(
         &self,
         connector: &Connector,
         changed: &Arc<dyn Fn() + Send + Sync>,
     ) -> Result<(), String> {
         let resolved = connector.resolve(&self.endpoint)?;
+        let redactor = resolved.redactor.clone();
+        self.connected(connector, resolved, changed)
+            .await
+            .map_err(|e| redactor.redact(&e))
+    }
+
+    async fn connected(
+        &self,
+        connector: &Connector,
+        resolved: super::connect::Resolved,
+        changed: &Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<(), String> {
         let tools_changed = Arc::new(Notify::new());
+        let calls = Arc::new(Calls::default());
         let handler = Handler {
             server: self.name.clone(),
-            calls: self.calls.clone(),
+            calls: calls.clone(),
             tools_changed: tools_changed.clone(),
             redactor: resolved.redactor.clone(),
         };
-        let connection = tokio::select! {
-            connection = connector.connect(&self.name, &resolved, handler, self.init_timeout) => connection?,
-            () = self.stop.cancelled() => return Ok(()),
+        let Some(connection) = self
+            .unless_stopped(connector.connect(&self.name, &resolved, handler, self.init_timeout))
+            .await
+        else {
+            return Ok(());
         };
+        let connection = connection?;
         let peer = connection.service.peer().clone();
-        let tools = self.list(&peer).await?;
+        let Some(tools) = self
+            .unless_stopped(self.list(&peer, &resolved.redactor))
+            .await
+        else {
+            return Ok(());
+        };
+        let tools = tools?;
         let modern = peer
             .peer_info()
             .is_some_and(|info| !info.protocol_version.has_initialize());
@@ -291,12 +328,17 @@ impl Upstream {
                 .and_then(|t| t.list_changed)
                 .unwrap_or(false)
         });
+        let broken = Arc::new(Notify::new());
         {
             let mut state = self.state();
             state.phase = Phase::Connected;
-            state.peer = Some(peer.clone());
+            state.live = Some(Live {
+                peer: peer.clone(),
+                calls,
+                broken: broken.clone(),
+                redactor: resolved.redactor.clone(),
+            });
             state.tools = tools;
-            state.redactor = resolved.redactor.clone();
             state.last_error = None;
             state.since = Instant::now();
         }
@@ -321,7 +363,7 @@ impl Upstream {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let outcome = tokio::select! {
                 reason = &mut closed => {
                     let tail = process.as_ref().map(|p| p.stderr_tail()).unwrap_or_default();
                     let reason = match reason {
@@ -334,17 +376,26 @@ impl Upstream {
                         format!("the connection ended ({reason}); its stderr ended with:\n{tail}")
                     });
                 }
-                () = tools_changed.notified() => self.relist(&peer, changed).await?,
-                _ = ping.tick() => Self::ping(&peer).await?,
-                () = self.broken.notified() => return Err("a call found the connection broken".into()),
+                () = tools_changed.notified() => {
+                    self.unless_stopped(self.relist(&peer, &resolved.redactor, changed)).await
+                }
+                _ = ping.tick() => self.unless_stopped(Self::ping(&peer)).await,
+                () = broken.notified() => return Err("a call found the connection broken".into()),
                 note = next => match note {
                     Ok(Some(ServerNotification::ToolListChangedNotification(_))) => {
-                        self.relist(&peer, changed).await?;
+                        self.unless_stopped(self.relist(&peer, &resolved.redactor, changed)).await
                     }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => lost = true,
+                    Ok(Some(_)) => Some(Ok(())),
+                    Ok(None) | Err(_) => {
+                        lost = true;
+                        Some(Ok(()))
+                    }
                 },
                 () = self.stop.cancelled() => return Ok(()),
+            };
+            match outcome {
+                None => return Ok(()),
+                Some(result) => result?,
             }
             if lost {
                 subscription = None;
@@ -369,9 +420,10 @@ impl Upstream {
     async fn relist(
         &self,
         peer: &Peer<RoleClient>,
+        redactor: &Redactor,
         changed: &Arc<dyn Fn() + Send + Sync>,
     ) -> Result<(), String> {
-        let tools = self.list(peer).await?;
+        let tools = self.list(peer, redactor).await?;
         let differs = {
             let mut state = self.state();
             let differs = state
@@ -391,7 +443,11 @@ impl Upstream {
 
     /// The upstream's tools that pass its filter, named as berth serves
     /// them; a name listed twice is served once.
-    async fn list(&self, peer: &Peer<RoleClient>) -> Result<Vec<Served>, String> {
+    async fn list(
+        &self,
+        peer: &Peer<RoleClient>,
+        redactor: &Redactor,
+    ) -> Result<Vec<Served>, String> {
         let listed = tokio::time::timeout(LIST_TIMEOUT, peer.list_all_tools())
             .await
             .map_err(|_| {
@@ -408,127 +464,11 @@ impl Upstream {
             }
             let name = names::served_name(&self.name, &tool.name);
             served.push(Served {
-                tool: convert::tool(&name, &tool),
+                tool: convert::tool(&name, &tool, redactor),
                 original: tool.name.to_string(),
                 name,
             });
         }
         Ok(served)
-    }
-
-    /// Forward a call of served tool `served`, within `limits`.
-    pub async fn call(
-        &self,
-        served: &str,
-        arguments: Value,
-        sink: Arc<dyn CallSink>,
-        limits: &LimitsConfig,
-    ) -> Result<ToolOutput, CallError> {
-        let (peer, original, redactor) = {
-            let state = self.state();
-            let Some(peer) = state.peer.clone() else {
-                return Err(CallError::Plugin(WitError::Unavailable(format!(
-                    "server `{}` is not connected ({}); berth is reconnecting, try again shortly",
-                    self.name,
-                    state.last_error.as_deref().unwrap_or("still connecting")
-                ))));
-            };
-            let Some(tool) = state.tools.iter().find(|t| t.name == served) else {
-                return Err(CallError::Plugin(WitError::NotFound(format!(
-                    "server `{}` no longer offers `{served}`",
-                    self.name
-                ))));
-            };
-            (peer, tool.original.clone(), state.redactor.clone())
-        };
-        let Value::Object(arguments) = arguments else {
-            return Err(CallError::Plugin(WitError::InvalidInput(
-                "arguments must be a JSON object".into(),
-            )));
-        };
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(
-            CallToolRequestParams::new(original).with_arguments(arguments),
-        ));
-        let handle = {
-            let mut calls = self.calls.lock().await;
-            let handle = peer
-                .send_cancellable_request(
-                    request,
-                    PeerRequestOptions::no_options().with_meta(client::logging_meta()),
-                )
-                .await
-                .map_err(|e| self.unavailable(&e))?;
-            calls.insert(handle.progress_token.clone(), sink.clone());
-            handle
-        };
-        let token = handle.progress_token.clone();
-        let id = handle.id.clone();
-        let limit = Duration::from_millis(limits.timeout_ms);
-        let outcome = tokio::select! {
-            answer = handle.await_response() => Ok(answer),
-            () = sink.until_cancelled() => Err("the client cancelled the call"),
-            () = tokio::time::sleep(limit) => Err("the call ran past its time limit"),
-        };
-        self.calls.lock().await.remove(&token);
-        let answer = match outcome {
-            Ok(answer) => answer,
-            Err(reason) => {
-                let params = CancelledNotificationParam::new(Some(id), Some(reason.to_string()));
-                // The upstream may be gone already; the caller's error
-                // stands either way.
-                let _ = peer.notify_cancelled(params).await;
-                return Err(CallError::Plugin(if reason.contains("time limit") {
-                    WitError::Timeout(format!(
-                        "server `{}` did not answer within {} ms; the call was cancelled there",
-                        self.name, limits.timeout_ms
-                    ))
-                } else {
-                    WitError::Failed(format!(
-                        "the call was cancelled; server `{}` was told to stop it",
-                        self.name
-                    ))
-                }));
-            }
-        };
-        match answer {
-            Ok(ServerResult::CallToolResult(result)) => {
-                let value = serde_json::to_value(&result).map_err(|e| {
-                    CallError::Plugin(WitError::Failed(format!(
-                        "server `{}` sent a result berth cannot re-encode: {e}",
-                        self.name
-                    )))
-                })?;
-                let size = value.to_string().len() as u64;
-                if size > limits.max_output_bytes {
-                    return Err(CallError::OutputTooLarge {
-                        plugin: format!("server:{}", self.name),
-                        size,
-                        limit: limits.max_output_bytes,
-                    });
-                }
-                Ok(convert::output(&value, &redactor))
-            }
-            Ok(_) => Err(CallError::Plugin(WitError::Failed(format!(
-                "server `{}` answered tools/call with something other than a tool result",
-                self.name
-            )))),
-            Err(ServiceError::McpError(error)) => Err(CallError::Plugin(convert::upstream_error(
-                &self.name,
-                error.code.0,
-                &error.message,
-                &redactor,
-            ))),
-            Err(other) => {
-                self.broken.notify_one();
-                Err(self.unavailable(&other))
-            }
-        }
-    }
-
-    fn unavailable(&self, error: &ServiceError) -> CallError {
-        CallError::Plugin(WitError::Unavailable(format!(
-            "server `{}` could not be reached during the call ({error}); berth reconnects on its own",
-            self.name
-        )))
     }
 }

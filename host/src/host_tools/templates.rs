@@ -16,6 +16,7 @@ use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::plugin::{Plugin, Templates};
 use crate::runtime::registry::Registry;
 use crate::runtime::world::World;
+use crate::state::secrets::{SecretError, SecretStore};
 use futures::future::BoxFuture;
 
 /// Connects a deployed MCP-server workload as an upstream server, so its
@@ -25,14 +26,20 @@ pub trait Attacher: Send + Sync {
     /// anything is deployed.
     fn check(&self, server: &str) -> Result<(), WitError>;
 
+    /// Remember that `workload` of `backend` was given `secrets` (names),
+    /// so attaching it later still redacts them.
+    fn gave(&self, backend: &str, workload: &str, secrets: Vec<String>);
+
     /// Attach `workload` of `backend` as server `server`, over its stdio
-    /// (`stdio`) or streamable HTTP.
+    /// (`stdio`) or streamable HTTP; the values of the secrets named in
+    /// `redact` (given to the workload) are kept out of what it sends back.
     fn attach(
         &self,
         server: &str,
         backend: &str,
         workload: &str,
         stdio: bool,
+        redact: Vec<String>,
     ) -> Result<(), WitError>;
 }
 
@@ -199,6 +206,7 @@ fn check_params(info: &TemplateInfo, params: &Value) -> Result<(), WitError> {
 async fn call(
     registry: &Registry,
     attacher: Option<&dyn Attacher>,
+    secrets: &SecretStore,
     tool: &str,
     arguments: &Value,
     sink: Arc<dyn CallSink>,
@@ -266,6 +274,21 @@ async fn call(
                     .map_err(|e| CallError::Plugin(WitError::InvalidInput(e)))?;
                 workload.name = name.to_string();
             }
+            // Secrets the template named are resolved here, on their way
+            // to the backend, and only those the operator lets templates use.
+            let mut given = Vec::new();
+            for (_, value) in workload.env.iter_mut() {
+                let (expanded, used) = secrets.expand_for_template(value).map_err(|e| {
+                    CallError::Plugin(match e {
+                        SecretError::NotForTemplates(_) => WitError::Denied(e.to_string()),
+                        other => {
+                            WitError::InvalidInput(format!("template `{}`: {other}", info.name))
+                        }
+                    })
+                })?;
+                *value = expanded;
+                given.extend(used.iter().map(|s| s.name().to_string()));
+            }
             workload
                 .labels
                 .push(("berth-template".into(), info.name.clone()));
@@ -279,6 +302,7 @@ async fn call(
                 .and_then(Value::as_str)
                 .unwrap_or(&workload.name)
                 .to_string();
+            let remember = attacher;
             let attacher = match (attach, attacher, transport) {
                 (false, _, _) => None,
                 (true, Some(attacher), Some(_)) => {
@@ -298,21 +322,33 @@ async fn call(
                 }
             };
             let status = backend.workload_deploy(&workload, sink).await?;
-            if let Some(attacher) = attacher {
-                attacher
-                    .attach(
-                        &server,
-                        backend.name(),
-                        &workload.name,
-                        transport == Some("stdio"),
-                    )
-                    .map_err(CallError::Plugin)?;
+            if let Some(gateway) = remember {
+                gateway.gave(backend.name(), &workload.name, given.clone());
             }
-            Ok(status_output(
+            let attached = attacher.map(|attacher| {
+                attacher.attach(
+                    &server,
+                    backend.name(),
+                    &workload.name,
+                    transport == Some("stdio"),
+                    given,
+                )
+            });
+            let mut output = status_output(
                 &status,
                 json!({"template": info.name, "backend": backend.name(), "mcp_transport": transport,
                        "server": attach.then_some(&server)}),
-            ))
+            );
+            // The workload runs either way: say so rather than hide it
+            // behind an error.
+            if let Some(Err(err)) = attached {
+                let (_, message) = crate::contract::error::describe_wit_error(&err);
+                output.is_error = true;
+                output.content.push(Content::Text(format!(
+                    "deployed, but not attached: {message}; attach it with attach_server or stop it with stop_template"
+                )));
+            }
+            Ok(output)
         }
         STATUS_TOOL => {
             let backend = registry
@@ -347,12 +383,14 @@ async fn call(
 /// The template tools, served while any template plugin is loaded.
 pub struct TemplateTools {
     attacher: Option<Arc<dyn Attacher>>,
+    secrets: SecretStore,
 }
 
 impl TemplateTools {
-    /// The template tools; `attacher` serves `deploy_template`'s `attach`.
-    pub fn new(attacher: Option<Arc<dyn Attacher>>) -> Self {
-        Self { attacher }
+    /// The template tools; `attacher` serves `deploy_template`'s `attach`,
+    /// `secrets` resolves the secrets templates name.
+    pub fn new(attacher: Option<Arc<dyn Attacher>>, secrets: SecretStore) -> Self {
+        Self { attacher, secrets }
     }
 }
 
@@ -373,8 +411,16 @@ impl HostToolSet for TemplateTools {
         registry: Arc<Registry>,
         sink: Arc<dyn CallSink>,
     ) -> BoxFuture<'a, Result<ToolOutput, CallError>> {
-        Box::pin(
-            async move { call(&registry, self.attacher.as_deref(), tool, &arguments, sink).await },
-        )
+        Box::pin(async move {
+            call(
+                &registry,
+                self.attacher.as_deref(),
+                &self.secrets,
+                tool,
+                &arguments,
+                sink,
+            )
+            .await
+        })
     }
 }

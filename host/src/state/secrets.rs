@@ -50,6 +50,11 @@ pub struct SecretsConfig {
     pub providers: Vec<Provider>,
     /// Prefix of the environment variables the `env` provider reads.
     pub env_prefix: String,
+    /// Secrets that templates' `secrets` parameters may name: names, or
+    /// prefixes ending in `*`.
+    /// None by default: an agent deploying a package of its choice with a
+    /// secret could send the secret anywhere, so the operator says which.
+    pub templates: Vec<String>,
 }
 
 impl Default for SecretsConfig {
@@ -57,6 +62,7 @@ impl Default for SecretsConfig {
         Self {
             providers: vec![Provider::File, Provider::Env],
             env_prefix: "BERTH_SECRET_".into(),
+            templates: Vec::new(),
         }
     }
 }
@@ -82,6 +88,11 @@ pub enum SecretError {
     /// The value is empty, too large or has a NUL byte.
     #[error("the value of secret `{0}` is not valid: it must be 1 to 65536 bytes with no NUL byte")]
     InvalidValue(String),
+    /// A template named a secret the operator keeps from templates.
+    #[error(
+        "secret `{0}` may not be given to a template; the operator allows it with [secrets] templates = [\"{0}\"] in berth.toml"
+    )]
+    NotForTemplates(String),
     /// A reference in a config value is malformed.
     #[error("`{0}` holds a malformed secret reference: write `${{secret:NAME}}`")]
     BadReference(String),
@@ -104,6 +115,15 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// A secret made up on the spot, for tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, value: &str) -> Secret {
+        Secret {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
     /// The secret's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -332,6 +352,29 @@ impl SecretStore {
     }
 }
 
+impl SecretStore {
+    /// Like [`SecretStore::expand`], for a value a template rendered: every
+    /// secret it names must match `[secrets] templates`, checked before any
+    /// is looked up.
+    pub fn expand_for_template(&self, text: &str) -> Result<(String, Vec<Secret>), SecretError> {
+        for part in references(text)? {
+            if let Part::Secret(name) = part
+                && !self
+                    .config
+                    .templates
+                    .iter()
+                    .any(|rule| match rule.strip_suffix('*') {
+                        Some(prefix) => name.starts_with(prefix),
+                        None => rule == name,
+                    })
+            {
+                return Err(SecretError::NotForTemplates(name.to_string()));
+            }
+        }
+        self.expand(text)
+    }
+}
+
 /// A piece of a config value: literal text or a secret reference.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Part<'a> {
@@ -410,6 +453,7 @@ mod tests {
             SecretsConfig {
                 providers: vec![Provider::File, Provider::Env],
                 env_prefix: "BERTH_TEST_SECRET_UNIT_".into(),
+                templates: Vec::new(),
             },
         )
     }
@@ -514,6 +558,25 @@ mod tests {
             store.expand("${secret:nope}"),
             Err(SecretError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn templates_get_only_the_secrets_the_operator_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SecretsConfig {
+            templates: vec!["github-*".into()],
+            ..SecretsConfig::default()
+        };
+        let store = SecretStore::new(dir.path(), config);
+        store.set("github-token", "ghp_value").unwrap();
+        store.set("db-password", "hunter22").unwrap();
+        let (value, used) = store.expand_for_template("${secret:github-token}").unwrap();
+        assert_eq!((value.as_str(), used.len()), ("ghp_value", 1));
+        let err = store
+            .expand_for_template("x ${secret:db-password}")
+            .unwrap_err();
+        assert!(matches!(err, SecretError::NotForTemplates(ref n) if n == "db-password"));
+        assert!(err.to_string().contains("[secrets] templates"), "{err}");
     }
 
     #[test]

@@ -366,3 +366,33 @@ pub fn first_text(outcome: &Value) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// `berth secrets set NAME` in `sandbox`, the value on stdin; asserts
+/// the command neither fails nor shows the value.
+pub fn set_secret(sandbox: &Sandbox, name: &str, value: &str) {
+    let mut child = Command::new(berth())
+        .args(sandbox.args())
+        .args(["secrets", "set", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !shown.contains(value),
+        "secrets set echoed the value: {shown}"
+    );
+}

@@ -1,7 +1,9 @@
 //! MCP-server templates: an npm package run with `npx`, or a PyPI package
-//! run with `uvx`, over stdio or streamable HTTP, with plain and secret
-//! environment parameters. Secrets go into the environment only; they are
-//! never part of a label, a name or a status.
+//! run with `uvx`, over stdio or streamable HTTP, with plain environment
+//! parameters and secrets from berth's store. A secret is named, never
+//! given: it is rendered as `${secret:NAME}`, which the host resolves from
+//! its store (if the operator lets templates use that secret) only when it
+//! hands the workload to the backend.
 
 use std::collections::BTreeMap;
 
@@ -103,8 +105,8 @@ fn schema(launcher: &Launcher) -> Value {
             "package": {"type": "string", "minLength": 1, "maxLength": 214, "description": format!("The server: {}.", launcher.package_hint)},
             "args": {"type": "array", "items": {"type": "string"}, "description": "Arguments after the package."},
             "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Environment variables."},
-            "secrets": {"type": "object", "additionalProperties": {"type": "string"}, "writeOnly": true,
-                        "description": "Secret environment variables (API keys); passed to the server only, never shown back."},
+            "secrets": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "Environment variables set from berth's secrets store: variable name to secret name (`berth secrets set NAME`); the value never passes through the agent."},
             "transport": {"type": "string", "enum": ["stdio", "http"], "default": "stdio", "description": "How clients reach it."},
             "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "Port of the HTTP transport (default 3000)."},
             "image": {"type": "string", "default": launcher.image, "description": "Image with the launcher."},
@@ -174,9 +176,28 @@ fn render(launcher: &Launcher, params: Value) -> berth_sdk::Result<Workload> {
             launcher.cache_env.1.to_string(),
         ),
     ];
-    for (key, value) in params.env.iter().chain(&params.secrets) {
+    for (key, value) in &params.env {
         checks::env_name(key)?;
+        // Only the `secrets` parameter may name a secret.
+        if value.contains("${secret:") {
+            return Err(Error::invalid_input(format!(
+                "env `{key}` holds a secret reference; name secrets in the `secrets` parameter"
+            )));
+        }
         env.push((key.clone(), value.clone()));
+    }
+    for (key, secret) in &params.secrets {
+        checks::env_name(key)?;
+        if secret.is_empty()
+            || !secret
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(Error::invalid_input(format!(
+                "secret name `{secret}` (for `{key}`) is not a valid secret name"
+            )));
+        }
+        env.push((key.clone(), format!("${{secret:{secret}}}")));
     }
     if params.offline {
         env.push((
@@ -320,6 +341,28 @@ mod tests {
         .unwrap();
         assert!(workload.network);
         assert_eq!(workload.ports[0].container_port, 3000);
+    }
+
+    #[test]
+    fn secrets_are_named_for_the_host_and_plain_env_cannot_name_one() {
+        let workload = render(
+            npx(),
+            json!({"package": "srv", "secrets": {"GITHUB_TOKEN": "github-token"}}),
+        )
+        .unwrap();
+        assert!(
+            workload
+                .env
+                .contains(&("GITHUB_TOKEN".into(), "${secret:github-token}".into()))
+        );
+        let err = render(
+            npx(),
+            json!({"package": "srv", "env": {"X": "${secret:github-token}"}}),
+        )
+        .unwrap_err();
+        assert!(err.message().contains("`X`"), "{err:?}");
+        let err = render(npx(), json!({"package": "srv", "secrets": {"X": "../x"}})).unwrap_err();
+        assert!(err.message().contains("../x"), "{err:?}");
     }
 
     #[test]
