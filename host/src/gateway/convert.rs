@@ -190,7 +190,10 @@ mod tests {
         });
         let out = output(&result, &redactor);
         let all = format!("{:?} {:?}", out.content, out.structured);
-        assert!(!all.contains("se\"cret") && !all.contains("se\\\"cret"), "{all}");
+        assert!(
+            !all.contains("se\"cret") && !all.contains("se\\\"cret"),
+            "{all}"
+        );
         assert!(out.structured.unwrap().contains("[secret tok]"));
     }
 
