@@ -506,3 +506,68 @@ fn the_typescript_sdk_client_calls_upstream_tools_through_berth() {
         results[2]
     );
 }
+
+#[test]
+fn a_misbehaving_upstream_is_served_as_far_as_it_can_be() {
+    let Some(python) = python() else { return };
+    let sandbox = Sandbox::with_fixtures(&[]);
+    let script = demo_script().with_file_name("odd_server.py");
+    sandbox.write_config(&format!(
+        "[servers.odd]\ncommand = [{:?}, {:?}]\n{}\n",
+        python.display().to_string(),
+        script.display().to_string(),
+        read_only(&python),
+    ));
+    let server = sandbox.serve_http(&[]);
+    let wide = "w".repeat(70);
+    let served_wide = {
+        use std::fmt::Write as _;
+        let digest = {
+            let out = Command::new(&python)
+                .args([
+                    "-c",
+                    &format!("import hashlib; print(hashlib.sha256(b'{wide}').hexdigest()[:8])"),
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let mut name = String::from("odd__");
+        write!(name, "{}-{digest}", &wide[..64 - 5 - 9]).unwrap();
+        name
+    };
+    let results = drive(
+        &python,
+        http_job(
+            &server,
+            "legacy",
+            json!([
+                until_phase("connected"),
+                {"op": "list_tools"},
+                call("odd__good", json!({})),
+                call(&served_wide, json!({})),
+            ]),
+        ),
+    );
+    let listed = tool_names(&results[1]);
+    assert!(listed.contains(&"odd__good".to_string()), "{listed:?}");
+    assert!(
+        !listed.contains(&"odd__bad".to_string()),
+        "an invalid schema was served"
+    );
+    assert!(
+        listed.contains(&served_wide),
+        "{served_wide} not in {listed:?}"
+    );
+    assert_eq!(first_text(&results[2]), "good answered", "{}", results[2]);
+    assert_eq!(
+        first_text(&results[3]),
+        format!("{wide} answered"),
+        "{}",
+        results[3]
+    );
+    assert!(
+        server.log().contains("odd__bad"),
+        "the refused tool is not named in berth's log"
+    );
+}
