@@ -1,17 +1,20 @@
-//! The gateway against the real binary, with the official Python MCP SDK
-//! on both sides: berth's client is the SDK's client, and its upstreams
-//! are servers written with the SDK (`upstreams/demo_server.py`) over
-//! stdio, streamable HTTP and legacy SSE.
+//! The gateway against the real binary. berth's clients are the official
+//! Python SDK and the TypeScript SDK v2; its upstreams are a server written
+//! with the Python SDK (`upstreams/demo_server.py`) over stdio, streamable
+//! HTTP and legacy SSE, real servers from npm and PyPI, and a misbehaving
+//! one written without an SDK (`upstreams/odd_server.py`).
 
 mod common;
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, call, drive, first_text, http_job, python, set_secret};
+use common::{
+    Sandbox, call, drive, drive_with, error_category, first_text, http_job, python, set_secret,
+    tool_names, until_phase,
+};
 use serde_json::{Value, json};
 
 /// The secret the upstreams get; it must never come back out.
@@ -19,6 +22,17 @@ const TOKEN: &str = "tok-5f1d93c2-never-shown";
 
 fn demo_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstreams/demo_server.py")
+}
+
+/// `[servers.demo]`: the demo server on stdio, with `env` (TOML inline
+/// table entries).
+fn demo_entry(python: &Path, env: &str) -> String {
+    format!(
+        "[servers.demo]\ncommand = [{:?}, {:?}, \"stdio\"]\nenv = {{ {env} }}\n{}\n",
+        python.display().to_string(),
+        demo_script().display().to_string(),
+        read_only(python),
+    )
 }
 
 /// The directories a confined upstream needs to read: the script's and
@@ -70,27 +84,6 @@ impl Drop for Remote {
     }
 }
 
-/// Wait until `list_servers` shows server 0 in `phase`.
-fn until_phase(phase: &str) -> Value {
-    json!({"op": "call_until", "tool": "list_servers", "args": {}, "field": "servers.0.phase", "equals": phase, "attempts": 240, "delay": 0.25})
-}
-
-fn tool_names(listed: &Value) -> Vec<String> {
-    listed["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn category(outcome: &Value) -> String {
-    outcome["result"]["_meta"]["berth/error"]["category"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// Everything berth wrote where the secret must not be: its log, its
 /// database (the audit table among the rest) and every process's argv.
 fn assert_secret_absent(server: &common::Server, sandbox: &Sandbox, results: &[Value]) {
@@ -122,11 +115,14 @@ fn a_stdio_upstream_serves_its_tools_through_berth() {
     let sandbox = Sandbox::with_fixtures(&[]);
     let marker = sandbox.dir.path().join("servers-marker");
     sandbox.write_config(&format!(
-        "[limits]\ntimeout_ms = 20000\n\n[servers.demo]\ncommand = [{:?}, {:?}, \"stdio\"]\nenv = {{ DEMO_TOKEN = \"${{secret:demo-token}}\", DEMO_MARKER = {:?} }}\n{}\n",
-        python.display().to_string(),
-        demo_script().display().to_string(),
-        marker.display().to_string(),
-        read_only(&python),
+        "[limits]\ntimeout_ms = 20000\n\n{}",
+        demo_entry(
+            &python,
+            &format!(
+                "DEMO_TOKEN = \"${{secret:demo-token}}\", DEMO_MARKER = {:?}",
+                marker.display().to_string()
+            )
+        )
     ));
     set_secret(&sandbox, "demo-token", TOKEN);
     let server = sandbox.serve_http(&[]);
@@ -184,8 +180,18 @@ fn a_stdio_upstream_serves_its_tools_through_berth() {
         "{}",
         results[6]
     );
-    assert_eq!(category(&results[7]), "output-too-large", "{}", results[7]);
-    assert_eq!(category(&results[8]), "invalid-arguments", "{}", results[8]);
+    assert_eq!(
+        error_category(&results[7]),
+        "output-too-large",
+        "{}",
+        results[7]
+    );
+    assert_eq!(
+        error_category(&results[8]),
+        "invalid-arguments",
+        "{}",
+        results[8]
+    );
     assert!(results[10].get("notification").is_some(), "{}", results[10]);
     assert!(tool_names(&results[11]).contains(&"demo__extra".to_string()));
     assert!(
@@ -202,11 +208,11 @@ fn a_cancelled_call_is_cancelled_upstream_too() {
     let sandbox = Sandbox::with_fixtures(&[]);
     let marker = sandbox.dir.path().join("nap-finished");
     sandbox.write_config(&format!(
-        "[limits]\ntimeout_ms = 1500\n\n[servers.demo]\ncommand = [{:?}, {:?}, \"stdio\"]\nenv = {{ DEMO_MARKER = {:?} }}\n{}\n",
-        python.display().to_string(),
-        demo_script().display().to_string(),
-        marker.display().to_string(),
-        read_only(&python),
+        "[limits]\ntimeout_ms = 1500\n\n{}",
+        demo_entry(
+            &python,
+            &format!("DEMO_MARKER = {:?}", marker.display().to_string())
+        )
     ));
     let server = sandbox.serve_http(&[]);
     let results = drive(
@@ -220,7 +226,7 @@ fn a_cancelled_call_is_cancelled_upstream_too() {
             ]),
         ),
     );
-    assert_eq!(category(&results[1]), "timeout", "{}", results[1]);
+    assert_eq!(error_category(&results[1]), "timeout", "{}", results[1]);
     // The upstream was told to stop: the nap never finishes.
     std::thread::sleep(Duration::from_secs(4));
     assert!(
@@ -272,7 +278,7 @@ fn remote_upstream_lifecycle(mode: &str, url_path: &str, transport: &str) {
             ]),
         ),
     );
-    assert_eq!(category(&down[1]), "unavailable", "{}", down[1]);
+    assert_eq!(error_category(&down[1]), "unavailable", "{}", down[1]);
     let _back = Remote::start(&python, mode, port);
     let again = drive(
         &python,
@@ -460,12 +466,7 @@ fn the_typescript_sdk_client_calls_upstream_tools_through_berth() {
         return;
     };
     let sandbox = Sandbox::with_fixtures(&[]);
-    sandbox.write_config(&format!(
-        "[servers.demo]\ncommand = [{:?}, {:?}, \"stdio\"]\n{}\n",
-        python.display().to_string(),
-        demo_script().display().to_string(),
-        read_only(&python),
-    ));
+    sandbox.write_config(&demo_entry(&python, ""));
     let server = sandbox.serve_http(&[]);
     let job = json!({
         "http": server.url,
@@ -476,27 +477,12 @@ fn the_typescript_sdk_client_calls_upstream_tools_through_berth() {
             {"op": "call", "tool": "demo__count", "args": {"steps": 2}, "progress": true},
         ]
     });
-    let mut child = Command::new(node_home(&python).join("bin/node"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ts_driver.mjs"))
-        .env("BERTH_TS_CLIENT", &client)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(job.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let results = drive_with(
+        Command::new(node_home(&python).join("bin/node"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ts_driver.mjs"))
+            .env("BERTH_TS_CLIENT", &client),
+        job,
     );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!results[0]["attempts"].is_null(), "{}", results[0]);
     assert_eq!(first_text(&results[1]), "from typescript", "{}", results[1]);
     assert_eq!(

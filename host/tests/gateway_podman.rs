@@ -9,7 +9,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Sandbox, call, drive, first_text, host_env_job, python, set_secret};
+use common::{
+    Sandbox, call, drive, error_category, first_text, host_env_job, python, set_secret, tool_names,
+    until_phase,
+};
 use serde_json::{Value, json};
 
 /// Whether podman can run the host-runtime image here; prints why not.
@@ -40,26 +43,6 @@ fn npm_cache() -> Option<std::path::PathBuf> {
     }
     eprintln!("{reason}");
     None
-}
-
-fn until_phase(phase: &str) -> Value {
-    json!({"op": "call_until", "tool": "list_servers", "args": {}, "field": "servers.0.phase", "equals": phase, "attempts": 360, "delay": 0.25})
-}
-
-fn category(outcome: &Value) -> String {
-    outcome["result"]["_meta"]["berth/error"]["category"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn tool_names(listed: &Value) -> Vec<String> {
-    listed["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The secret the template's server gets from the store.
@@ -139,7 +122,7 @@ fn a_template_server_on_podman_is_attached_lost_and_found_again() {
         ),
     );
     let refused = &results[0];
-    assert_eq!(category(refused), "denied", "{refused}");
+    assert_eq!(error_category(refused), "denied", "{refused}");
     assert!(
         first_text(refused).contains("`kept-back` may not be given to a template"),
         "{refused}"
@@ -176,7 +159,7 @@ fn a_template_server_on_podman_is_attached_lost_and_found_again() {
         env.contains("[secret everything-token]"),
         "the server did not get its secret, or berth did not redact it: {env}"
     );
-    assert_eq!(category(&results[9]), "unavailable", "{}", results[9]);
+    assert_eq!(error_category(&results[9]), "unavailable", "{}", results[9]);
     assert_eq!(first_text(&results[12]), "Echo: back", "{}", results[12]);
     assert!(
         !tool_names(&results[14])

@@ -30,6 +30,7 @@ use crate::runtime::host_tool::HostToolSet;
 use crate::runtime::limits::LimitsConfig;
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::Registry;
+use crate::runtime::world::World;
 use config::{AttachMode, ServerConfig, WorkloadTransport};
 use connect::Connector;
 use upstream::{Source, Upstream};
@@ -398,14 +399,16 @@ impl HostToolSet for Gateway {
         "gateway"
     }
 
-    fn tools(&self, _: &[Arc<Plugin>]) -> Vec<Tool> {
-        let mut tools = own_tools();
-        for upstream in self
-            .attached
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+    /// The gateway's own tools while there is something to attach: a
+    /// configured server, an attached one, or a backend to deploy template
+    /// servers on; then every attached server's tools.
+    fn tools(&self, plugins: &[Arc<Plugin>]) -> Vec<Tool> {
+        let attached = self.attached.read().unwrap_or_else(|e| e.into_inner());
+        let useful = !self.configured.is_empty()
+            || !attached.is_empty()
+            || plugins.iter().any(|p| p.world == World::Backend);
+        let mut tools = if useful { own_tools() } else { Vec::new() };
+        for upstream in attached.values() {
             tools.extend(upstream.tools());
         }
         tools

@@ -259,13 +259,18 @@ pub fn python() -> Option<PathBuf> {
 /// Run the Python driver with `job` and return one result per op.
 pub fn drive(python: &Path, job: Value) -> Vec<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/mcp_driver.py");
-    let mut child = Command::new(python)
-        .arg(script)
+    drive_with(Command::new(python).arg(script), job)
+}
+
+/// Run a client driver (`command`, which reads the job on stdin and
+/// prints a JSON array) with `job` and return one result per op.
+pub fn drive_with(command: &mut Command, job: Value) -> Vec<Value> {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting the Python MCP driver");
+        .expect("starting the MCP client driver");
     child
         .stdin
         .take()
@@ -395,4 +400,28 @@ pub fn set_secret(sandbox: &Sandbox, name: &str, value: &str) {
         !shown.contains(value),
         "secrets set echoed the value: {shown}"
     );
+}
+
+/// A `call_until` op that waits (up to a minute and a half) for the first
+/// upstream `list_servers` shows to reach `phase`.
+pub fn until_phase(phase: &str) -> Value {
+    json!({"op": "call_until", "tool": "list_servers", "args": {}, "field": "servers.0.phase", "equals": phase, "attempts": 360, "delay": 0.25})
+}
+
+/// The names in a `list_tools` result.
+pub fn tool_names(listed: &Value) -> Vec<String> {
+    listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The error category berth put in a failed call's `_meta`, or "".
+pub fn error_category(outcome: &Value) -> String {
+    outcome["result"]["_meta"]["berth/error"]["category"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
