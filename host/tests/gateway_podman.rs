@@ -13,7 +13,7 @@ use common::{
     Sandbox, call, drive, error_category, first_text, host_env_job, python, set_secret, tool_names,
     until_phase,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Whether podman can run the host-runtime image here; prints why not.
 fn podman_ready() -> bool {
