@@ -81,6 +81,15 @@ pub fn describe_wit_error(err: &WitError) -> (&'static str, &str) {
 }
 
 impl CallError {
+    /// What went wrong, without the category (a plugin's own message as it
+    /// gave it; the host's reason otherwise).
+    pub fn message(&self) -> String {
+        match self {
+            CallError::Plugin(inner) => describe_wit_error(inner).1.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// A short category for clients, metrics and the audit log.
     pub fn category(&self) -> &'static str {
         match self {

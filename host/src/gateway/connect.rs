@@ -78,15 +78,6 @@ fn either_era() -> ClientLifecycleMode {
     }
 }
 
-fn call_error(err: CallError) -> String {
-    match err {
-        CallError::Plugin(inner) => crate::contract::error::describe_wit_error(&inner)
-            .1
-            .to_string(),
-        other => other.to_string(),
-    }
-}
-
 impl Connector {
     /// `endpoint` with every `${secret:NAME}` replaced, or the error naming
     /// the first secret that is missing.
@@ -154,7 +145,7 @@ impl Connector {
                 let isolation = self
                     .runs
                     .isolation(&self.process)
-                    .map_err(|e| crate::contract::error::describe_wit_error(&e).1.to_string())?;
+                    .map_err(|e| CallError::Plugin(e).message())?;
                 let view = View {
                     writable: Vec::new(),
                     read_only: read_only.clone(),
@@ -193,14 +184,14 @@ impl Connector {
                     .ok_or("berth is shutting down")?;
                 let backend = registry
                     .backend(backend)
-                    .map_err(|e| crate::contract::error::describe_wit_error(&e).1.to_string())?;
+                    .map_err(|e| CallError::Plugin(e).message())?;
                 let what = format!("workload `{workload}` on {}", backend.name());
                 match transport {
                     WorkloadTransport::Http => {
                         let status = backend
                             .workload_status(workload, Arc::new(Unattended))
                             .await
-                            .map_err(call_error)?;
+                            .map_err(|e| e.message())?;
                         let endpoint = status
                             .endpoints
                             .first()
@@ -222,7 +213,7 @@ impl Connector {
                         let link = backend
                             .workload_attach(workload, Arc::new(Unattended))
                             .await
-                            .map_err(call_error)?;
+                            .map_err(|e| e.message())?;
                         let StdioLink::Command(command) = link;
                         if !backend.allows_program(&command.program) {
                             return Err(format!(

@@ -342,7 +342,7 @@ async fn call(
             // The workload runs either way: say so rather than hide it
             // behind an error.
             if let Some(Err(err)) = attached {
-                let (_, message) = crate::contract::error::describe_wit_error(&err);
+                let message = CallError::Plugin(err).message();
                 output.is_error = true;
                 output.content.push(Content::Text(format!(
                     "deployed, but not attached: {message}; attach it with attach_server or stop it with stop_template"

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use crate::app::host::ToolCallError;
 use crate::contract::bindings::types::{Content, ResourceBody, ToolHints, ToolOutput};
-use crate::contract::error::CallError;
 use crate::runtime::registry::RegisteredTool;
 
 /// The MCP description of a served tool.
@@ -106,16 +105,7 @@ pub fn call_error(err: &ToolCallError) -> CallToolResult {
             &err.to_string(),
             "Fix the arguments to match the tool's inputSchema and call again.",
         ),
-        ToolCallError::Call(call) => failure(call.category(), &call_message(call), call.hint()),
-    }
-}
-
-fn call_message(err: &CallError) -> String {
-    match err {
-        CallError::Plugin(inner) => crate::contract::error::describe_wit_error(inner)
-            .1
-            .to_string(),
-        other => other.to_string(),
+        ToolCallError::Call(call) => failure(call.category(), &call.message(), call.hint()),
     }
 }
 
@@ -123,6 +113,7 @@ fn call_message(err: &CallError) -> String {
 mod tests {
     use super::*;
     use crate::contract::bindings::types::{EmbeddedResource, Error as WitError, Media};
+    use crate::contract::error::CallError;
 
     #[test]
     fn media_is_base64_encoded() {
