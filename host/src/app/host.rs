@@ -130,9 +130,10 @@ impl PluginHost {
             workspace_root,
             config.kube.clone(),
         ));
+        let secrets = SecretStore::new(&config.data_dir, config.secrets.clone());
         let gateway = Arc::new(Gateway::new(
             Connector {
-                secrets: SecretStore::new(&config.data_dir, config.secrets.clone()),
+                secrets: secrets.clone(),
                 runs: runs.clone(),
                 process: config.process.clone(),
                 servers_root: config.data_dir.join("servers"),
@@ -148,10 +149,7 @@ impl PluginHost {
                 runs.kept_sandboxes.clone(),
                 config.runs.clone(),
             )),
-            Arc::new(TemplateTools::new(
-                Some(gateway.clone()),
-                SecretStore::new(&config.data_dir, config.secrets.clone()),
-            )),
+            Arc::new(TemplateTools::new(Some(gateway.clone()), secrets)),
             gateway.clone(),
         ];
         let host = Arc::new(Self {

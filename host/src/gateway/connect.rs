@@ -83,10 +83,11 @@ impl Connector {
     /// the first secret that is missing.
     pub fn resolve(&self, endpoint: &Endpoint) -> Result<Resolved, String> {
         let mut used: Vec<Secret> = Vec::new();
+        let mut lookup = self.secrets.lookup();
         let mut expand = |map: &BTreeMap<String, String>| {
             map.iter()
                 .map(|(k, v)| {
-                    let (value, secrets) = self.secrets.expand(v).map_err(|e| e.to_string())?;
+                    let (value, secrets) = lookup.expand(v).map_err(|e| e.to_string())?;
                     used.extend(secrets);
                     Ok((k.clone(), value))
                 })
@@ -115,7 +116,7 @@ impl Connector {
             },
             Endpoint::Workload { redact, .. } => {
                 // A secret removed since the deploy has nothing to redact.
-                used.extend(redact.iter().filter_map(|name| self.secrets.get(name).ok()));
+                used.extend(redact.iter().filter_map(|name| lookup.get(name).ok()));
                 endpoint.clone()
             }
         };

@@ -277,8 +277,9 @@ async fn call(
             // Secrets the template named are resolved here, on their way
             // to the backend, and only those the operator lets templates use.
             let mut given = Vec::new();
+            let mut lookup = secrets.lookup();
             for (_, value) in workload.env.iter_mut() {
-                let (expanded, used) = secrets.expand_for_template(value).map_err(|e| {
+                let (expanded, used) = lookup.expand_for_template(value).map_err(|e| {
                     CallError::Plugin(match e {
                         SecretError::NotForTemplates(_) => WitError::Denied(e.to_string()),
                         other => {

@@ -301,18 +301,48 @@ impl SecretStore {
         format!("{}{upper}", self.config.env_prefix)
     }
 
-    /// Whether secret `name` is set in any provider.
-    pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_ok()
+    /// One reading of the store, for resolving several references: the
+    /// file is read at most once.
+    pub fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            store: self,
+            file: None,
+        }
     }
 
     /// The value of secret `name`, from the first provider that has it.
     pub fn get(&self, name: &str) -> Result<Secret, SecretError> {
+        self.lookup().get(name)
+    }
+
+    /// `text` with every `${secret:NAME}` replaced by the secret's value,
+    /// and the secrets it used.
+    pub fn expand(&self, text: &str) -> Result<(String, Vec<Secret>), SecretError> {
+        self.lookup().expand(text)
+    }
+}
+
+/// One reading of a [`SecretStore`]: the file provider's contents are read
+/// on first need and kept for the lookups that follow.
+pub struct Lookup<'a> {
+    store: &'a SecretStore,
+    file: Option<BTreeMap<String, String>>,
+}
+
+impl Lookup<'_> {
+    /// The value of secret `name`, from the first provider that has it.
+    pub fn get(&mut self, name: &str) -> Result<Secret, SecretError> {
         check_name(name)?;
-        for provider in &self.config.providers {
+        let config = &self.store.config;
+        for provider in &config.providers {
             let value = match provider {
-                Provider::File => self.read_file()?.remove(name),
-                Provider::Env => std::env::var(self.env_var(name)).ok(),
+                Provider::File => {
+                    if self.file.is_none() {
+                        self.file = Some(self.store.read_file()?);
+                    }
+                    self.file.as_ref().and_then(|f| f.get(name).cloned())
+                }
+                Provider::Env => std::env::var(self.store.env_var(name)).ok(),
             };
             if let Some(value) = value.filter(|v| !v.is_empty()) {
                 return Ok(Secret {
@@ -323,8 +353,7 @@ impl SecretStore {
         }
         Err(SecretError::Missing {
             name: name.to_string(),
-            looked: self
-                .config
+            looked: config
                 .providers
                 .iter()
                 .map(|p| p.as_str())
@@ -335,7 +364,7 @@ impl SecretStore {
 
     /// `text` with every `${secret:NAME}` replaced by the secret's value,
     /// and the secrets it used.
-    pub fn expand(&self, text: &str) -> Result<(String, Vec<Secret>), SecretError> {
+    pub fn expand(&mut self, text: &str) -> Result<(String, Vec<Secret>), SecretError> {
         let mut out = String::with_capacity(text.len());
         let mut used = Vec::new();
         for part in references(text)? {
@@ -350,16 +379,18 @@ impl SecretStore {
         }
         Ok((out, used))
     }
-}
 
-impl SecretStore {
-    /// Like [`SecretStore::expand`], for a value a template rendered: every
+    /// Like [`Lookup::expand`], for a value a template rendered: every
     /// secret it names must match `[secrets] templates`, checked before any
     /// is looked up.
-    pub fn expand_for_template(&self, text: &str) -> Result<(String, Vec<Secret>), SecretError> {
+    pub fn expand_for_template(
+        &mut self,
+        text: &str,
+    ) -> Result<(String, Vec<Secret>), SecretError> {
         for part in references(text)? {
             if let Part::Secret(name) = part
                 && !self
+                    .store
                     .config
                     .templates
                     .iter()
@@ -570,9 +601,13 @@ mod tests {
         let store = SecretStore::new(dir.path(), config);
         store.set("github-token", "ghp_value").unwrap();
         store.set("db-password", "hunter22").unwrap();
-        let (value, used) = store.expand_for_template("${secret:github-token}").unwrap();
+        let (value, used) = store
+            .lookup()
+            .expand_for_template("${secret:github-token}")
+            .unwrap();
         assert_eq!((value.as_str(), used.len()), ("ghp_value", 1));
         let err = store
+            .lookup()
             .expand_for_template("x ${secret:db-password}")
             .unwrap_err();
         assert!(matches!(err, SecretError::NotForTemplates(ref n) if n == "db-password"));
