@@ -55,6 +55,25 @@ impl Drop for InFlight {
     }
 }
 
+/// The length of `value` as JSON, counted without building the text (a
+/// result may be many megabytes).
+fn encoded_len(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len() as u64;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 impl Upstream {
     /// Forward a call of served tool `served`, within `limits`.
     pub async fn call(
@@ -148,7 +167,7 @@ impl Upstream {
                         self.name
                     )))
                 })?;
-                let size = value.to_string().len() as u64;
+                let size = encoded_len(&value);
                 if size > limits.max_output_bytes {
                     return Err(CallError::OutputTooLarge {
                         plugin: format!("server:{}", self.name),
@@ -180,5 +199,17 @@ impl Upstream {
             "server `{}` could not be reached during the call ({error}); berth reconnects on its own",
             self.name
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counted_length_is_the_encoded_length() {
+        let value =
+            serde_json::json!({"content": [{"type": "text", "text": "é\"x"}], "n": [1, 2.5]});
+        assert_eq!(encoded_len(&value), value.to_string().len() as u64);
     }
 }
