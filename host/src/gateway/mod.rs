@@ -26,7 +26,7 @@ use crate::contract::error::CallError;
 use crate::contract::sink::CallSink;
 use crate::host_tools::templates::Attacher;
 use crate::runtime::filter::ToolFilter;
-use crate::runtime::host_tool::HostToolSet;
+use crate::runtime::host_tool::{HostToolSet, host_tool};
 use crate::runtime::limits::LimitsConfig;
 use crate::runtime::plugin::Plugin;
 use crate::runtime::registry::Registry;
@@ -312,22 +312,20 @@ fn own_tools() -> Vec<Tool> {
         "properties": {"name": {"type": "string", "description": "The server's name (the prefix of its tools)."}},
         "required": ["name"],
         "additionalProperties": false
-    })
-    .to_string();
+    });
     vec![
-        Tool {
-            name: LIST_TOOL.into(),
-            title: Some("List upstream MCP servers".into()),
-            description: "List the MCP servers whose tools berth serves as SERVER__tool: how each is reached, whether it is connected, its tools and its last error; and the configured servers not attached.".into(),
-            input_schema: json!({"type": "object", "properties": {}, "additionalProperties": false}).to_string(),
-            output_schema: None,
-            hints: ToolHints::READ_ONLY | ToolHints::IDEMPOTENT,
-        },
-        Tool {
-            name: ATTACH_TOOL.into(),
-            title: Some("Attach an MCP server".into()),
-            description: "Connect an MCP server: one configured in berth.toml ([servers.NAME]), or, with `backend` and `workload`, a running workload deployed from an MCP-server template. Its tools join this server's as NAME__tool, and clients are told the tool list changed.".into(),
-            input_schema: json!({
+        host_tool(
+            LIST_TOOL,
+            "List upstream MCP servers",
+            "List the MCP servers whose tools berth serves as SERVER__tool: how each is reached, whether it is connected, its tools and its last error; and the configured servers not attached.",
+            json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            ToolHints::READ_ONLY | ToolHints::IDEMPOTENT,
+        ),
+        host_tool(
+            ATTACH_TOOL,
+            "Attach an MCP server",
+            "Connect an MCP server: one configured in berth.toml ([servers.NAME]), or, with `backend` and `workload`, a running workload deployed from an MCP-server template. Its tools join this server's as NAME__tool, and clients are told the tool list changed.",
+            json!({
                 "type": "object",
                 "properties": {
                     "name": {"type": "string", "description": "The server's name (the prefix of its tools): a configured one, or a new one (1-24 of a-z, 0-9, '-') for a workload."},
@@ -338,19 +336,16 @@ fn own_tools() -> Vec<Tool> {
                 "required": ["name"],
                 "dependentRequired": {"backend": ["workload"], "workload": ["backend"]},
                 "additionalProperties": false
-            })
-            .to_string(),
-            output_schema: None,
-            hints: ToolHints::OPEN_WORLD,
-        },
-        Tool {
-            name: DETACH_TOOL.into(),
-            title: Some("Detach an MCP server".into()),
-            description: "Disconnect a server (stopping its process when berth started one) and remove its tools.".into(),
-            input_schema: name,
-            output_schema: None,
-            hints: ToolHints::DESTRUCTIVE | ToolHints::IDEMPOTENT,
-        },
+            }),
+            ToolHints::OPEN_WORLD,
+        ),
+        host_tool(
+            DETACH_TOOL,
+            "Detach an MCP server",
+            "Disconnect a server (stopping its process when berth started one) and remove its tools.",
+            name,
+            ToolHints::DESTRUCTIVE | ToolHints::IDEMPOTENT,
+        ),
     ]
 }
 

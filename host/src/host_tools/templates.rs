@@ -12,7 +12,7 @@ use crate::contract::bindings::shared::berth::plugin::workload_types::{
 use crate::contract::bindings::types::{Content, Error as WitError, Tool, ToolHints, ToolOutput};
 use crate::contract::error::CallError;
 use crate::contract::sink::CallSink;
-use crate::runtime::host_tool::HostToolSet;
+use crate::runtime::host_tool::{HostToolSet, host_tool as tool};
 use crate::runtime::plugin::{Plugin, Templates};
 use crate::runtime::registry::Registry;
 use crate::runtime::world::World;
@@ -51,17 +51,6 @@ pub const DEPLOY_TOOL: &str = "deploy_template";
 pub const STATUS_TOOL: &str = "template_status";
 /// `stop_template`.
 pub const STOP_TOOL: &str = "stop_template";
-
-fn tool(name: &str, title: &str, description: &str, schema: Value, hints: ToolHints) -> Tool {
-    Tool {
-        name: name.into(),
-        title: Some(title.into()),
-        description: description.into(),
-        input_schema: schema.to_string(),
-        output_schema: None,
-        hints,
-    }
-}
 
 /// Arguments naming a deployed workload.
 fn workload_schema() -> Value {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use crate::contract::bindings::types::{Tool, ToolOutput};
+use crate::contract::bindings::types::{Tool, ToolHints, ToolOutput};
 use crate::contract::error::CallError;
 use crate::contract::sink::CallSink;
 use crate::runtime::plugin::Plugin;
@@ -34,4 +34,23 @@ pub trait HostToolSet: Send + Sync {
         registry: Arc<Registry>,
         sink: Arc<dyn CallSink>,
     ) -> BoxFuture<'a, Result<ToolOutput, CallError>>;
+}
+
+/// A host tool's description: no output schema, the input schema given as
+/// JSON.
+pub fn host_tool(
+    name: &str,
+    title: &str,
+    description: &str,
+    input_schema: Value,
+    hints: ToolHints,
+) -> Tool {
+    Tool {
+        name: name.into(),
+        title: Some(title.into()),
+        description: description.into(),
+        input_schema: input_schema.to_string(),
+        output_schema: None,
+        hints,
+    }
 }
