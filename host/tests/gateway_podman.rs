@@ -10,26 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    Sandbox, call, drive, error_category, first_text, host_env_job, python, set_secret, tool_names,
-    until_phase,
+    Sandbox, absent, call, drive, error_category, first_text, host_env_job, podman_ready, python,
+    set_secret, tool_names, until_phase,
 };
 use serde_json::json;
-
-/// Whether podman can run the host-runtime image here; prints why not.
-fn podman_ready() -> bool {
-    let ok = Command::new("podman")
-        .args(["image", "exists", "localhost/host-runtime:latest"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let reason = "SKIPPED: podman with localhost/host-runtime is not available (run ../shared/testenv/podman/setup)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason}; CI must provide it");
-        }
-        eprintln!("{reason}");
-    }
-    ok
-}
 
 /// The npm cache holding server-everything, or `None` with the reason.
 fn npm_cache() -> Option<std::path::PathBuf> {
@@ -37,11 +21,7 @@ fn npm_cache() -> Option<std::path::PathBuf> {
     if cache.join("_npx").is_dir() {
         return Some(cache.canonicalize().unwrap());
     }
-    let reason = "SKIPPED: target/upstreams/npm-cache is not filled (scripts/test fills it)";
-    if std::env::var_os("CI").is_some() {
-        panic!("{reason}; CI must provide it");
-    }
-    eprintln!("{reason}");
+    absent("target/upstreams/npm-cache is not filled (scripts/test fills it)");
     None
 }
 
@@ -64,7 +44,7 @@ fn containers(part: &str) -> Vec<String> {
 #[test]
 fn a_template_server_on_podman_is_attached_lost_and_found_again() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/host-runtime:latest") {
         return;
     }
     let Some(cache) = npm_cache() else { return };

@@ -7,28 +7,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{Sandbox, call, drive, first_text, host_env_job, python};
+use common::{Sandbox, call, drive, first_text, host_env_job, podman_ready, python};
 use serde_json::{Value, json};
 
 /// A job whose berth sees this test's environment (podman on PATH).
 fn job(sandbox: &Sandbox, ops: Value) -> Value {
     host_env_job(sandbox, None, &[], ops)
-}
-
-/// Whether podman can run containers here; prints why not.
-fn podman_ready() -> bool {
-    let ok = Command::new("podman")
-        .args(["image", "exists", "localhost/busybox:latest"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let reason = "SKIPPED: podman with localhost/busybox is not available (run ../shared/testenv/podman/setup)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason}; CI must provide it");
-        }
-        eprintln!("{reason}");
-    }
-    ok
 }
 
 fn podman_sandbox() -> Sandbox {
@@ -55,7 +39,7 @@ fn containers(label: &str) -> Vec<String> {
 #[test]
 fn a_workload_round_trip_with_limits_in_inspect() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = podman_sandbox();
@@ -169,7 +153,7 @@ fn a_workload_round_trip_with_limits_in_inspect() {
 #[test]
 fn snippets_run_in_sandboxes_and_leave_no_containers() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = podman_sandbox();
@@ -219,7 +203,7 @@ fn owner_of(sandbox: &Sandbox) -> String {
 
 #[test]
 fn orphans_of_a_killed_berth_are_reaped_at_restart() {
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = podman_sandbox();
@@ -267,7 +251,7 @@ fn orphans_of_a_killed_berth_are_reaped_at_restart() {
 #[test]
 fn a_warm_pool_serves_runs_and_is_emptied_when_berth_exits() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = Sandbox::with_bundled();
@@ -309,7 +293,7 @@ fn a_warm_pool_serves_runs_and_is_emptied_when_berth_exits() {
 #[test]
 fn plan_files_reach_the_sandbox_byte_for_byte() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = podman_sandbox();
@@ -341,7 +325,7 @@ fn plan_files_reach_the_sandbox_byte_for_byte() {
 #[test]
 fn bad_input_starts_nothing() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = podman_sandbox();
@@ -388,7 +372,7 @@ fn bad_input_starts_nothing() {
 #[test]
 fn a_symlink_under_an_allowed_root_does_not_mount_what_it_points_to() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = Sandbox::with_bundled();
@@ -435,7 +419,7 @@ fn a_symlink_under_an_allowed_root_does_not_mount_what_it_points_to() {
 #[test]
 fn a_service_template_runs_on_podman_on_its_loopback_port() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = podman_sandbox();
@@ -484,7 +468,7 @@ fn a_service_template_runs_on_podman_on_its_loopback_port() {
 #[test]
 fn a_plan_with_a_build_step_runs_both_in_one_sandbox() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = Sandbox::with_bundled();
@@ -530,7 +514,7 @@ fn a_plan_with_a_build_step_runs_both_in_one_sandbox() {
 #[test]
 fn a_kept_sandbox_carries_files_between_runs_until_destroyed() {
     let Some(py) = python() else { return };
-    if !podman_ready() {
+    if !podman_ready("localhost/busybox:latest") {
         return;
     }
     let sandbox = podman_sandbox();

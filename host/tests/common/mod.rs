@@ -425,3 +425,27 @@ pub fn error_category(outcome: &Value) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Say that a test cannot run because `what` is missing (and how to get
+/// it): a skip printed locally, a failure under CI.
+pub fn absent(what: &str) {
+    let reason = format!("SKIPPED: {what}");
+    if std::env::var_os("CI").is_some() {
+        panic!("{reason}; CI must provide it");
+    }
+    eprintln!("{reason}");
+}
+
+/// Whether podman can run `image` here; says why not.
+pub fn podman_ready(image: &str) -> bool {
+    let ok = Command::new("podman")
+        .args(["image", "exists", image])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        absent(&format!(
+            "podman with {image} is not available (run ../shared/testenv/podman/setup)"
+        ));
+    }
+    ok
+}
