@@ -91,6 +91,19 @@ pub(super) struct State {
     since: Instant,
 }
 
+impl State {
+    /// Serve `tools` from now on; whether clients see a difference.
+    fn replace_tools(&mut self, tools: Vec<Served>) -> bool {
+        let differs = self
+            .tools
+            .iter()
+            .map(signature)
+            .ne(tools.iter().map(signature));
+        self.tools = tools;
+        differs
+    }
+}
+
 /// What started an upstream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -212,7 +225,7 @@ impl Upstream {
     }
 
     /// Keep it connected until [`Upstream::stop`]; `changed` is called
-    /// whenever its tools or phase change.
+    /// whenever its tools change.
     pub fn start(
         self: &Arc<Self>,
         connector: Arc<Connector>,
@@ -256,8 +269,9 @@ impl Upstream {
             if ran_well {
                 backoff = FIRST_BACKOFF;
             }
+            // Its tools stay listed (they answer `unavailable`), so the
+            // host's tool set is unchanged.
             tracing::warn!(server = %self.name, retry_in_ms = backoff.as_millis() as u64, "upstream unavailable: {error}");
-            changed();
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 () = self.stop.cancelled() => break,
@@ -329,7 +343,7 @@ impl Upstream {
                 .unwrap_or(false)
         });
         let broken = Arc::new(Notify::new());
-        {
+        let tools_differ = {
             let mut state = self.state();
             state.phase = Phase::Connected;
             state.live = Some(Live {
@@ -338,12 +352,15 @@ impl Upstream {
                 broken: broken.clone(),
                 redactor: resolved.redactor.clone(),
             });
-            state.tools = tools;
             state.last_error = None;
             state.since = Instant::now();
-        }
+            state.replace_tools(tools)
+        };
         tracing::info!(server = %self.name, "upstream connected");
-        changed();
+        // A reconnection to the same tools changes nothing clients see.
+        if tools_differ {
+            changed();
+        }
         // A 2026-07-28 server sends list changes only on a listen stream.
         let mut subscription = if modern && announces_changes {
             let filter = SubscriptionFilter::builder().tools_list_changed().build();
@@ -424,16 +441,7 @@ impl Upstream {
         changed: &Arc<dyn Fn() + Send + Sync>,
     ) -> Result<(), String> {
         let tools = self.list(peer, redactor).await?;
-        let differs = {
-            let mut state = self.state();
-            let differs = state
-                .tools
-                .iter()
-                .map(signature)
-                .ne(tools.iter().map(signature));
-            state.tools = tools;
-            differs
-        };
+        let differs = self.state().replace_tools(tools);
         if differs {
             tracing::info!(server = %self.name, "upstream tools changed");
             changed();
